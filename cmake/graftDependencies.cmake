@@ -1,0 +1,7 @@
+# Used by graftConfig.cmake: find what graft::graft links to, then recreate graft::hdf5.
+include(CMakeFindDependencyMacro)
+find_dependency(Eigen3 3.3 NO_MODULE)
+find_dependency(nlohmann_json 3.2)
+find_dependency(ZLIB)
+find_dependency(HDF5 COMPONENTS CXX)
+include("${CMAKE_CURRENT_LIST_DIR}/graftHdf5.cmake")

@@ -1,0 +1,22 @@
+// graft — one include for users.
+//
+//   #include <graft/graft.hpp>
+//
+// Keras models in C++: load .h5 files, cut heads, graft layers, freeze / unfreeze, fine-tune with
+// Keras-exact optimizers, save .h5 files Keras loads again.
+#pragma once
+
+#include "graft/activations.hpp"
+#include "graft/core/errors.hpp"
+#include "graft/core/random.hpp"
+#include "graft/core/tensor.hpp"
+#include "graft/io/keras_config.hpp"
+#include "graft/layers/builtin.hpp"
+#include "graft/layers/registry.hpp"
+#include "graft/model/model.hpp"
+#include "graft/model/summary.hpp"
+#include "graft/train/fit.hpp"
+#include "graft/train/losses.hpp"
+#include "graft/train/metrics.hpp"
+#include "graft/train/optimizers.hpp"
+#include "graft/train/schedules.hpp"

@@ -1,0 +1,389 @@
+// graft — Keras model configs (JSON) to models and back, for the Keras 1, Keras 2, TF-Keras and
+// Keras 3 dialects; model_from_json; clone_model.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "graft/layers/registry.hpp"
+#include "graft/model/model.hpp"
+
+namespace graft {
+
+namespace detail {
+
+/// Keras 1 / alias class names -> the names graft registers.
+inline std::string canonical_class_name(const std::string& c) {
+  static const std::map<std::string, std::string> aliases = {
+      {"Model", "Functional"},
+      {"Convolution1D", "Conv1D"},
+      {"Convolution2D", "Conv2D"},
+      {"Conv2DTranspose", "Conv2DTranspose"},
+      {"Deconvolution2D", "Conv2DTranspose"},
+      {"SeparableConvolution2D", "SeparableConv2D"},
+      {"MaxPool1D", "MaxPooling1D"},
+      {"MaxPool2D", "MaxPooling2D"},
+      {"AvgPool1D", "AveragePooling1D"},
+      {"AvgPool2D", "AveragePooling2D"},
+      {"GlobalAvgPool1D", "GlobalAveragePooling1D"},
+      {"GlobalAvgPool2D", "GlobalAveragePooling2D"},
+      {"GlobalMaxPool1D", "GlobalMaxPooling1D"},
+      {"GlobalMaxPool2D", "GlobalMaxPooling2D"},
+  };
+  auto it = aliases.find(c);
+  return it == aliases.end() ? c : it->second;
+}
+
+/// A resolved reference [layer_name, node_index, tensor_index] in a Functional config.
+struct TensorRef {
+  std::string layer;
+  int node = 0;
+  int tensor = 0;
+};
+
+inline bool is_ref_triple(const json& v) {
+  return v.is_array() && (v.size() == 3 || v.size() == 4) && v[0].is_string() && v[1].is_number_integer() &&
+         v[2].is_number_integer();
+}
+
+/// Flatten input_layers / output_layers (a bare triple, a list of triples, or nested lists/dicts).
+inline void collect_refs(const json& v, std::vector<TensorRef>& out, const std::string& where) {
+  if (is_ref_triple(v)) {
+    out.push_back({v[0].get<std::string>(), v[1].get<int>(), v[2].get<int>()});
+  } else if (v.is_array()) {
+    for (const auto& e : v) collect_refs(e, out, where);
+  } else if (v.is_object()) {
+    for (const auto& kv : v.items()) collect_refs(kv.value(), out, where);
+  } else {
+    throw format_error(cat(where, ": cannot read tensor reference ", v.dump()));
+  }
+}
+
+/// Inputs of one inbound node: legacy list [[name, node, tensor, kwargs], ...] or Keras 3
+/// {"args": [...], "kwargs": {...}} with __keras_tensor__ objects.
+inline void node_refs(const json& node, std::vector<TensorRef>& refs, bool& list_call, bool& legacy,
+                      const std::string& where) {
+  refs.clear();
+  list_call = false;
+  if (node.is_array()) {
+    legacy = true;
+    for (const auto& e : node) {
+      if (!is_ref_triple(e)) throw format_error(cat(where, ": cannot read inbound node entry ", e.dump()));
+      refs.push_back({e[0].get<std::string>(), e[1].get<int>(), e[2].get<int>()});
+    }
+    list_call = refs.size() > 1;
+    return;
+  }
+  if (!node.is_object() || !node.contains("args"))
+    throw format_error(cat(where, ": cannot read inbound node ", node.dump().substr(0, 200)));
+  legacy = false;
+  std::function<void(const json&)> walk = [&](const json& v) {
+    if (v.is_object() && v.value("class_name", "") == "__keras_tensor__") {
+      const json& h = v.at("config").at("keras_history");
+      if (!is_ref_triple(h)) throw format_error(cat(where, ": bad keras_history ", h.dump()));
+      refs.push_back({h[0].get<std::string>(), h[1].get<int>(), h[2].get<int>()});
+    } else if (v.is_array()) {
+      for (const auto& e : v) walk(e);
+    } else if (v.is_object() && v.contains("config") && v.value("class_name", "") == "__tuple__") {
+      walk(v["config"].contains("value") ? v["config"]["value"] : v["config"]);
+    }
+  };
+  const json& args = node["args"];
+  if (!args.is_array() || args.empty()) throw format_error(cat(where, ": inbound node without arguments"));
+  if (args.size() > 1)
+    throw unsupported_error(cat(where, ": layer calls with several positional arguments are not supported"));
+  list_call = args[0].is_array();
+  walk(args[0]);
+  if (node.contains("kwargs") && node["kwargs"].is_object())
+    for (const auto& kv : node["kwargs"].items()) {
+      std::vector<TensorRef> before = refs;
+      walk(kv.value());
+      if (refs.size() != before.size())
+        throw unsupported_error(cat(where, ": tensors passed as keyword argument '", kv.key(), "' are not supported"));
+    }
+}
+
+}  // namespace detail
+
+template <class T>
+std::shared_ptr<Model<T>> model_from_config(const json& j, const std::string& context = {});
+
+namespace detail {
+
+template <class T>
+std::shared_ptr<Model<T>> sequential_from_config(const json& cfg, const std::string& name_hint, const std::string& ctx);
+template <class T>
+std::shared_ptr<Model<T>> functional_from_config(const json& cfg, const std::string& ctx);
+
+inline std::string ctx_prefix(const std::string& ctx) { return ctx.empty() ? std::string() : ctx + ": "; }
+
+/// One layer entry {class_name, config, ...} -> layer (models recurse).
+template <class T>
+std::shared_ptr<Layer<T>> layer_from_entry(const json& e, const std::string& ctx) {
+  if (!e.is_object() || !e.contains("class_name") || !e["class_name"].is_string())
+    throw format_error(cat(ctx_prefix(ctx), "layer entry without class_name: ", e.dump().substr(0, 200)));
+  std::string cls = canonical_class_name(e["class_name"].get<std::string>());
+  const json cfg = e.contains("config") ? e["config"] : json::object();
+  std::string lname = cfg.is_object() && cfg.contains("name") && cfg["name"].is_string() ? cfg["name"].get<std::string>()
+                      : e.contains("name") && e["name"].is_string()                    ? e["name"].get<std::string>()
+                                                                                        : "?";
+  if (cls == "Lambda")
+    throw unsupported_error(cat(ctx_prefix(ctx), "layer '", lname,
+                                "' (Lambda): it holds Python code, and Python code in a model file is never executed"));
+  if (cls == "Sequential") return sequential_from_config<T>(cfg, lname, ctx);
+  if (cls == "Functional") return functional_from_config<T>(cfg, ctx);
+  auto& reg = LayerRegistry<T>::instance();
+  json c = cfg;
+  if (c.is_object() && !c.contains("name") && lname != "?") c["name"] = lname;
+  try {
+    if (e.contains("registered_name") && e["registered_name"].is_string()) {
+      std::string rn = e["registered_name"].get<std::string>();
+      if (reg.contains(rn)) return reg.create(rn, c);
+    }
+    return reg.create(cls, c);
+  } catch (const error& err) {
+    if (ctx.empty()) throw;
+    rethrow_with_prefix(err, ctx);
+  }
+}
+
+template <class T>
+std::shared_ptr<Model<T>> sequential_from_config(const json& cfg, const std::string& name_hint, const std::string& ctx) {
+  const json* layers = nullptr;
+  std::string name = name_hint == "?" ? std::string() : name_hint;
+  bool trainable = true;
+  Shape build_shape;
+  if (cfg.is_array()) {  // Keras 1, Keras 2.0-2.1
+    layers = &cfg;
+  } else if (cfg.is_object() && cfg.contains("layers") && cfg["layers"].is_array()) {
+    layers = &cfg["layers"];
+    if (cfg.contains("name") && cfg["name"].is_string()) name = cfg["name"].get<std::string>();
+    if (cfg.contains("trainable") && cfg["trainable"].is_boolean()) trainable = cfg["trainable"].get<bool>();
+    if (cfg.contains("build_input_shape") && cfg["build_input_shape"].is_array()) {
+      for (auto& d : cfg["build_input_shape"]) build_shape.push_back(d.is_null() ? -1 : d.get<Index>());
+    }
+  } else {
+    throw format_error(cat(ctx_prefix(ctx), "Sequential '", name, "': config has no 'layers' list"));
+  }
+  auto model = std::make_shared<Sequential<T>>(name);
+  bool first = true;
+  for (const auto& e : *layers) {
+    if (first && e.is_object() && e.value("class_name", "") != "InputLayer" && e.contains("config") && e["config"].is_object()) {
+      // Keras 1/2 put the input shape on the first layer
+      const json& c = e["config"];
+      Shape bs;
+      auto read = [&](const json& v) {
+        Shape s;
+        for (auto& d : v) s.push_back(d.is_null() ? -1 : d.get<Index>());
+        return s;
+      };
+      if (c.contains("batch_input_shape") && c["batch_input_shape"].is_array()) bs = read(c["batch_input_shape"]);
+      else if (c.contains("batch_shape") && c["batch_shape"].is_array()) bs = read(c["batch_shape"]);
+      else if (c.contains("input_shape") && c["input_shape"].is_array()) {
+        bs = read(c["input_shape"]);
+        bs.insert(bs.begin(), -1);
+      } else if (c.contains("input_dim") && c["input_dim"].is_number_integer()) {
+        bs = {-1, c["input_dim"].get<Index>()};
+      }
+      if (!bs.empty()) model->add(InputLayer<T>::with_batch_shape(bs, name.empty() ? "input" : name + "_input"));
+    }
+    first = false;
+    model->add(layer_from_entry<T>(e, ctx));
+  }
+  if (!model->has_input_shape() && build_shape.size() > 1) {
+    model->build_input(Shape(build_shape.begin() + 1, build_shape.end()));
+  }
+  if (!trainable) model->set_trainable(false);
+  return model;
+}
+
+template <class T>
+std::shared_ptr<Model<T>> functional_from_config(const json& cfg, const std::string& ctx) {
+  if (!cfg.is_object() || !cfg.contains("layers") || !cfg["layers"].is_array())
+    throw format_error(cat(ctx_prefix(ctx), "Functional model config has no 'layers' list"));
+  std::string name = cfg.contains("name") && cfg["name"].is_string() ? cfg["name"].get<std::string>() : "";
+  const std::string where = cat(ctx_prefix(ctx), "model '", name, "'");
+  struct Entry {
+    std::string name;
+    std::shared_ptr<Layer<T>> layer;
+    std::deque<json> pending;
+    std::vector<std::vector<KerasTensor<T>>> outputs;  // per created node
+    bool model = false, functional = false;
+  };
+  std::vector<Entry> entries;
+  std::map<std::string, size_t> by_name;
+  for (const auto& e : cfg["layers"]) {
+    Entry en;
+    en.layer = layer_from_entry<T>(e, ctx);
+    en.name = e.contains("name") && e["name"].is_string() ? e["name"].get<std::string>() : en.layer->name();
+    if (by_name.count(en.name)) throw format_error(cat(where, ": two layers are named '", en.name, "'"));
+    en.model = en.layer->is_model();
+    en.functional = en.model && en.layer->class_name() == "Functional";
+    if (e.contains("inbound_nodes") && e["inbound_nodes"].is_array())
+      for (const auto& n : e["inbound_nodes"]) en.pending.push_back(n);
+    if (auto il = std::dynamic_pointer_cast<InputLayer<T>>(en.layer)) en.outputs.push_back({il->output_tensor()});
+    by_name[en.name] = entries.size();
+    entries.push_back(std::move(en));
+  }
+  // Legacy (list) configs count a nested model's built-in node: find which models are referenced
+  // that way (every reference >= 1).
+  std::map<std::string, int> min_ref;
+  bool any_legacy = false;
+  std::vector<detail::TensorRef> refs;
+  bool list_call = false, legacy = false;
+  for (auto& en : entries)
+    for (const auto& n : en.pending) {
+      node_refs(n, refs, list_call, legacy, cat(where, ", layer '", en.name, "'"));
+      any_legacy = any_legacy || legacy;
+      for (auto& r : refs) {
+        auto it = min_ref.find(r.layer);
+        min_ref[r.layer] = it == min_ref.end() ? r.node : std::min(it->second, r.node);
+      }
+    }
+  auto node_index = [&](const Entry& en, int idx, bool io) {
+    if (!en.model) return idx;
+    if (any_legacy) {
+      auto it = min_ref.find(en.name);
+      bool shifted = it == min_ref.end() ? (io && idx >= 1) : it->second >= 1;
+      if (io && it != min_ref.end() && !shifted && idx >= 1 && idx >= static_cast<int>(en.outputs.size())) shifted = true;
+      return shifted ? idx - 1 : idx;
+    }
+    return (io && en.functional && idx >= 1) ? idx - 1 : idx;
+  };
+  auto lookup = [&](const detail::TensorRef& r, bool io, const KerasTensor<T>** out) -> bool {
+    auto it = by_name.find(r.layer);
+    if (it == by_name.end()) throw format_error(cat(where, ": reference to unknown layer '", r.layer, "'"));
+    const Entry& en = entries[it->second];
+    int idx = node_index(en, r.node, io);
+    if (idx < 0) idx = 0;
+    if (idx >= static_cast<int>(en.outputs.size())) return false;
+    const auto& outs = en.outputs[static_cast<size_t>(idx)];
+    if (r.tensor < 0 || r.tensor >= static_cast<int>(outs.size()))
+      throw format_error(cat(where, ": layer '", r.layer, "' has no output ", r.tensor));
+    *out = &outs[static_cast<size_t>(r.tensor)];
+    return true;
+  };
+  // Process nodes until none is left, deferring those whose inputs do not exist yet (Keras order).
+  for (bool progress = true; progress;) {
+    progress = false;
+    for (auto& en : entries) {
+      while (!en.pending.empty()) {
+        node_refs(en.pending.front(), refs, list_call, legacy, cat(where, ", layer '", en.name, "'"));
+        std::vector<KerasTensor<T>> args;
+        bool ready = true;
+        for (auto& r : refs) {
+          const KerasTensor<T>* t = nullptr;
+          if (!lookup(r, false, &t)) {
+            ready = false;
+            break;
+          }
+          args.push_back(*t);
+        }
+        if (!ready) break;
+        if (args.empty()) {
+          en.pending.pop_front();
+          continue;
+        }
+        try {
+          en.outputs.push_back(en.layer->call(args, list_call));
+        } catch (const error& err) {
+          rethrow_with_prefix(err, where);
+        }
+        en.pending.pop_front();
+        progress = true;
+      }
+    }
+  }
+  for (auto& en : entries)
+    if (!en.pending.empty())
+      throw format_error(cat(where, ": the inbound nodes of layer '", en.name,
+                             "' cannot be resolved (the graph has loops or refers to missing nodes)"));
+  std::vector<detail::TensorRef> in_refs, out_refs;
+  if (!cfg.contains("input_layers") || !cfg.contains("output_layers"))
+    throw format_error(cat(where, ": config has no input_layers / output_layers"));
+  collect_refs(cfg["input_layers"], in_refs, where);
+  collect_refs(cfg["output_layers"], out_refs, where);
+  std::vector<KerasTensor<T>> ins, outs;
+  for (auto& r : in_refs) {
+    const KerasTensor<T>* t = nullptr;
+    if (!lookup(r, true, &t)) throw format_error(cat(where, ": input '", r.layer, "' node ", r.node, " does not exist"));
+    ins.push_back(*t);
+  }
+  for (auto& r : out_refs) {
+    const KerasTensor<T>* t = nullptr;
+    if (!lookup(r, true, &t)) throw format_error(cat(where, ": output '", r.layer, "' node ", r.node, " does not exist"));
+    outs.push_back(*t);
+  }
+  std::shared_ptr<Model<T>> model;
+  try {
+    model = std::make_shared<Model<T>>(ins, outs, name);
+  } catch (const error& err) {
+    rethrow_with_prefix(err, where);
+  }
+  bool trainable = !(cfg.contains("trainable") && cfg["trainable"].is_boolean() && !cfg["trainable"].get<bool>());
+  if (!trainable) model->set_trainable(false);
+  return model;
+}
+
+}  // namespace detail
+
+/// Build a model from a Keras model config {"class_name": "Sequential"|"Functional"|"Model",
+/// "config": ...} (the `model_config` root attribute of a .h5 file, or model.to_json()).
+/// `context` (e.g. the file name) prefixes error messages.
+template <class T>
+std::shared_ptr<Model<T>> model_from_config(const json& j, const std::string& context) {
+  if (!j.is_object() || !j.contains("class_name") || !j["class_name"].is_string())
+    throw format_error(detail::cat(detail::ctx_prefix(context), "model config has no class_name"));
+  std::string cls = detail::canonical_class_name(j["class_name"].get<std::string>());
+  if (!j.contains("config")) throw format_error(detail::cat(detail::ctx_prefix(context), "model config has no 'config'"));
+  if (cls == "Sequential") return detail::sequential_from_config<T>(j["config"], "?", context);
+  if (cls == "Functional") return detail::functional_from_config<T>(j["config"], context);
+  throw unsupported_error(detail::cat(detail::ctx_prefix(context), "model class '", cls,
+                                      "' is not supported (subclassed models have no config to rebuild from)"));
+}
+
+/// keras.models.model_from_json
+template <class T = float>
+std::shared_ptr<Model<T>> model_from_json(const std::string& text, const std::string& context = {}) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw format_error(detail::cat(detail::ctx_prefix(context), "model JSON does not parse: ", e.what()));
+  }
+  return model_from_config<T>(j, context);
+}
+
+/// The model's config as Keras writes it: {"class_name", "config"}.
+template <class T>
+json model_to_config(const Model<T>& m) {
+  return json{{"class_name", m.class_name()}, {"config", m.get_config()}};
+}
+/// model.to_json()
+template <class T>
+std::string model_to_json(const Model<T>& m) {
+  json j = model_to_config(m);
+  j["keras_version"] = "3.15.1";
+  j["backend"] = "tensorflow";
+  return j.dump();
+}
+
+/// keras.models.clone_model: the same architecture with freshly initialised weights (and no
+/// compile state). Follow with set_weights(get_weights()) to copy the weights, as in Keras.
+template <class T>
+std::shared_ptr<Model<T>> clone_model(const Model<T>& m) {
+  return model_from_config<T>(model_to_config(m));
+}
+template <class T>
+std::shared_ptr<Model<T>> clone_model(const std::shared_ptr<Model<T>>& m) {
+  if (!m) throw value_error("clone_model: null model");
+  return clone_model(*m);
+}
+
+}  // namespace graft

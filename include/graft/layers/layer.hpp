@@ -1,0 +1,395 @@
+// graft — Layer<T>: the one abstraction every layer (and every model) implements, plus the
+// symbolic "Keras tensors" that record layer calls to build Functional graphs.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "graft/core/config.hpp"
+#include "graft/core/errors.hpp"
+#include "graft/core/param.hpp"
+#include "graft/core/random.hpp"
+#include "graft/core/tensor.hpp"
+
+namespace graft {
+
+using json = nlohmann::json;
+
+template <class T>
+class Layer;
+template <class T>
+struct Node;
+
+/// A symbolic tensor: output `index` of a recorded layer call (Keras' KerasTensor).
+template <class T>
+struct KerasTensor {
+  std::shared_ptr<Node<T>> node;
+  int index = 0;
+
+  const Shape& shape() const;
+  Layer<T>* layer() const;
+  explicit operator bool() const { return static_cast<bool>(node); }
+  bool operator==(const KerasTensor& o) const { return node == o.node && index == o.index; }
+};
+
+/// One call of a layer on symbolic inputs.
+template <class T>
+struct Node {
+  std::shared_ptr<Layer<T>> layer;
+  std::vector<KerasTensor<T>> inputs;
+  std::vector<Shape> output_shapes;
+  bool list_call = false;  ///< called with a list of tensors (merge layers)
+};
+
+template <class T>
+const Shape& KerasTensor<T>::shape() const {
+  return node->output_shapes.at(static_cast<size_t>(index));
+}
+template <class T>
+Layer<T>* KerasTensor<T>::layer() const {
+  return node ? node->layer.get() : nullptr;
+}
+
+/// Per-call scratch state a layer keeps between forward and backward (masks, caches...).
+struct CallState {
+  virtual ~CallState() = default;
+};
+
+namespace detail {
+/// Bumped whenever any layer's `trainable` flag changes, so cached gradient plans refresh.
+inline std::atomic<unsigned long>& trainable_generation() {
+  static std::atomic<unsigned long> g{1};
+  return g;
+}
+}  // namespace detail
+
+template <class T>
+using In = std::vector<const Tensor<T>*>;
+template <class T>
+using Out = std::vector<Tensor<T>*>;
+
+namespace detail {
+/// keras.src.utils.naming.to_snake_case
+inline std::string to_snake_case(const std::string& s) {
+  std::string a;
+  for (char c : s)
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') a += c;
+  // (.)([A-Z][a-z]+) -> \1_\2
+  std::string b;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (i > 0 && std::isupper(static_cast<unsigned char>(a[i])) && i + 1 < a.size() &&
+        std::islower(static_cast<unsigned char>(a[i + 1])))
+      b += '_';
+    b += a[i];
+  }
+  // ([a-z])([A-Z]) -> \1_\2
+  std::string c;
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (i > 0 && std::isupper(static_cast<unsigned char>(b[i])) &&
+        std::islower(static_cast<unsigned char>(b[i - 1])))
+      c += '_';
+    c += static_cast<char>(std::tolower(static_cast<unsigned char>(b[i])));
+  }
+  // collapse doubled underscores produced by both rules
+  std::string d;
+  for (char ch : c)
+    if (!(ch == '_' && !d.empty() && d.back() == '_')) d += ch;
+  return d;
+}
+
+/// Keras-style unique names: "dense", "dense_1", "dense_2", ...
+inline std::string unique_name(const std::string& base) {
+  static std::mutex m;
+  static std::map<std::string, int> counters;
+  std::lock_guard<std::mutex> lock(m);
+  int& k = counters[base];
+  std::string r = k == 0 ? base : base + "_" + std::to_string(k);
+  ++k;
+  return r;
+}
+
+inline json shape_json(const Shape& s) {
+  json a = json::array();
+  for (Index d : s) a.push_back(d < 0 ? json(nullptr) : json(d));
+  return a;
+}
+}  // namespace detail
+
+/// Base class of all layers. Layers are always owned by std::shared_ptr (models share them,
+/// exactly as Keras shares layer objects between models).
+template <class T>
+class Layer : public std::enable_shared_from_this<Layer<T>> {
+ public:
+  explicit Layer(std::string name = {}) : name_(std::move(name)) {}
+  Layer(const Layer&) = delete;
+  Layer& operator=(const Layer&) = delete;
+  virtual ~Layer() = default;
+
+  /// Keras class name, e.g. "Dense".
+  virtual std::string class_name() const = 0;
+
+  /// The layer name; a Keras-style unique one ("dense_3") is chosen when none was given.
+  const std::string& name() const {
+    if (name_.empty()) name_ = detail::unique_name(detail::to_snake_case(class_name()));
+    return name_;
+  }
+  void set_name(std::string n) { name_ = std::move(n); }
+
+  /// Keras `trainable`. Setting it on a model sets it on every layer inside, as in Keras.
+  bool trainable() const { return trainable_; }
+  virtual void set_trainable(bool t) {
+    trainable_ = t;
+    ++detail::trainable_generation();
+  }
+
+  virtual bool is_model() const { return false; }
+  /// Layers taking a list of tensors (Add, Concatenate, ...) return true.
+  virtual bool multi_input() const { return false; }
+
+  // ---- shapes and building -------------------------------------------------------------------
+  bool built() const { return built_; }
+  /// Shapes (with batch dimension, -1 unknown) the layer was built for.
+  const std::vector<Shape>& build_input_shapes() const { return build_shapes_; }
+  /// Create the weights for these input shapes (once).
+  void build(const std::vector<Shape>& input_shapes) {
+    if (built_) return;
+    build_impl(input_shapes);
+    build_shapes_ = input_shapes;
+    built_ = true;
+  }
+  /// Output shapes for the given input shapes; throws shape_error naming the layer when they do
+  /// not fit. Works with symbolic (-1) dimensions.
+  virtual std::vector<Shape> compute_output_shapes(const std::vector<Shape>& in) const = 0;
+
+  // ---- execution --------------------------------------------------------------------------------
+  virtual std::unique_ptr<CallState> make_state() const { return nullptr; }
+  /// Compute outputs (resizing them) from inputs. `training` selects training behaviour
+  /// (dropout, batch statistics).
+  virtual void forward(const In<T>& in, const Out<T>& out, CallState* state, bool training) = 0;
+  /// Given the forward inputs/outputs and dLoss/doutputs, write dLoss/dinputs into the non-null
+  /// entries of `din` (resizing them) and, when the layer is trainable, the weight gradients
+  /// (Param::begin_grad decides overwrite or accumulate).
+  virtual void backward(const In<T>& in, const In<T>& out, const In<T>& dout, const Out<T>& din,
+                        CallState* state) = 0;
+
+  // ---- weights ------------------------------------------------------------------------------------
+  /// All weights in Keras `layer.weights` order.
+  virtual void collect_weights(std::vector<Param<T>*>& out) {
+    for (auto& p : params_) out.push_back(p.get());
+  }
+  std::vector<Param<T>*> weights() {
+    std::vector<Param<T>*> w;
+    collect_weights(w);
+    return w;
+  }
+  /// Keras trainable_weights: empty when the layer is frozen.
+  std::vector<Param<T>*> trainable_weights() {
+    std::vector<Param<T>*> r;
+    if (!trainable_) return r;
+    for (Param<T>* p : weights())
+      if (effective_trainable(*p)) r.push_back(p);
+    return r;
+  }
+  /// Keras non_trainable_weights: everything when frozen.
+  std::vector<Param<T>*> non_trainable_weights() {
+    std::vector<Param<T>*> r;
+    for (Param<T>* p : weights())
+      if (!trainable_ || !effective_trainable(*p)) r.push_back(p);
+    return r;
+  }
+  /// Whether any weight would be updated by training (no allocation: used on the hot path).
+  virtual bool has_trainable_weights() const {
+    if (!trainable_) return false;
+    for (const auto& p : params_)
+      if (p->trainable) return true;
+    return false;
+  }
+  Index count_params() {
+    Index n = 0;
+    for (Param<T>* p : weights()) n += p->value.size();
+    return n;
+  }
+  std::vector<Tensor<T>> get_weights() {
+    std::vector<Tensor<T>> r;
+    for (Param<T>* p : weights()) r.push_back(p->value);
+    return r;
+  }
+  /// Set weights in get_weights() order; every shape must match.
+  void set_weights(const std::vector<Tensor<T>>& ws) {
+    auto ps = weights();
+    if (ws.size() != ps.size())
+      throw value_error(detail::cat("layer '", name(), "' (", class_name(), "): set_weights got ", ws.size(),
+                                    " arrays, the layer has ", ps.size(), " weights"));
+    for (size_t i = 0; i < ps.size(); ++i)
+      if (ws[i].shape() != ps[i]->value.shape())
+        throw shape_error(detail::cat("layer '", name(), "' (", class_name(), "): weight '", ps[i]->name,
+                                      "' has shape ", shape_str(ps[i]->value.shape()),
+                                      ", the new value has shape ", shape_str(ws[i].shape())));
+    for (size_t i = 0; i < ps.size(); ++i) ps[i]->value = ws[i];
+  }
+
+  // ---- config -------------------------------------------------------------------------------------
+  /// Keras layer config (TF-Keras 2 dialect, which Keras 3 also reads).
+  virtual json get_config() const { return base_config(); }
+  json base_config() const {
+    return json{{"name", name()}, {"trainable", trainable_}, {"dtype", "float32"}};
+  }
+
+  // ---- symbolic calls (Functional API) -------------------------------------------------------------
+  /// Call on one symbolic tensor; returns the (first) output.
+  KerasTensor<T> operator()(const KerasTensor<T>& x) { return call({x}, false).at(0); }
+  /// Call on a list of symbolic tensors (merge layers).
+  KerasTensor<T> operator()(const std::vector<KerasTensor<T>>& xs) { return call(xs, true).at(0); }
+  /// General call: builds the layer if needed, records a node, returns every output.
+  std::vector<KerasTensor<T>> call(const std::vector<KerasTensor<T>>& xs, bool list_call) {
+    std::shared_ptr<Layer<T>> self;
+    try {
+      self = this->shared_from_this();
+    } catch (const std::bad_weak_ptr&) {
+      throw value_error(detail::cat("layer '", name(), "' must be owned by a std::shared_ptr to be called"));
+    }
+    if (xs.empty()) throw value_error(detail::cat("layer '", name(), "' called without inputs"));
+    std::vector<Shape> shapes;
+    for (const auto& x : xs) {
+      if (!x) throw value_error(detail::cat("layer '", name(), "' called on an empty tensor"));
+      shapes.push_back(x.shape());
+    }
+    if (multi_input() && !list_call && xs.size() == 1)
+      throw value_error(detail::cat("layer '", name(), "' (", class_name(), ") expects a list of inputs"));
+    if (!multi_input() && xs.size() != 1 && !is_model())
+      throw value_error(detail::cat("layer '", name(), "' (", class_name(), ") takes one input, got ", xs.size()));
+    build(shapes);
+    inbound_.erase(std::remove_if(inbound_.begin(), inbound_.end(), [](const auto& w) { return w.expired(); }),
+                   inbound_.end());
+    auto node = std::make_shared<Node<T>>();
+    node->layer = self;
+    node->inputs = xs;
+    node->output_shapes = compute_output_shapes(shapes);
+    node->list_call = list_call;
+    inbound_.push_back(node);
+    std::vector<KerasTensor<T>> r;
+    for (size_t i = 0; i < node->output_shapes.size(); ++i) r.push_back({node, static_cast<int>(i)});
+    return r;
+  }
+  /// Nodes (calls) of this layer that still exist, oldest first.
+  std::vector<std::shared_ptr<Node<T>>> inbound_nodes() const {
+    std::vector<std::shared_ptr<Node<T>>> r;
+    for (auto& w : inbound_)
+      if (auto n = w.lock()) r.push_back(n);
+    return r;
+  }
+
+  // ---- regularization and constraints -------------------------------------------------------
+  /// Sum of the regularization penalties of this layer's trainable weights; when add_grads,
+  /// also adds their gradients to the weights' gradients.
+  virtual double regularization_loss(bool add_grads) {
+    double s = 0;
+    if (!trainable_) return s;
+    for (auto& p : params_) {
+      if (!p->regularizer.active() || !p->trainable) continue;
+      s += p->regularizer.penalty(p->value);
+      if (add_grads) {
+        if (p->begin_grad()) p->grad.set_zero();
+        p->regularizer.add_gradient(p->value, p->grad);
+      }
+    }
+    return s;
+  }
+
+ protected:
+  virtual void build_impl(const std::vector<Shape>&) {}
+
+  /// Create a weight, initialised now.
+  Param<T>& add_weight(const std::string& name, const Shape& shape, const Initializer& init,
+                       bool trainable = true, Regularizer reg = {}, Constraint cons = {}) {
+    auto p = std::make_unique<Param<T>>();
+    p->name = name;
+    p->value.resize(shape);
+    Rng rng(next_seed());
+    init(p->value, rng);
+    p->trainable = trainable;
+    p->regularizer = reg;
+    p->constraint = cons;
+    p->owner = this;
+    params_.push_back(std::move(p));
+    return *params_.back();
+  }
+  Param<T>* find_param(const std::string& n) {
+    for (auto& p : params_)
+      if (p->name == n) return p.get();
+    return nullptr;
+  }
+  bool effective_trainable(const Param<T>& p) const {
+    return p.trainable && (p.owner == nullptr || p.owner->trainable());
+  }
+
+  /// "layer 'dense_1' (Dense)" for messages.
+  std::string where() const { return detail::cat("layer '", name(), "' (", class_name(), ")"); }
+
+  /// Throw unless `n` inputs were given.
+  void expect_inputs(const std::vector<Shape>& in, size_t n) const {
+    if (in.size() != n)
+      throw shape_error(detail::cat(where(), ": expects ", n, " input(s), got ", in.size()));
+  }
+
+  std::vector<std::unique_ptr<Param<T>>> params_;
+  mutable std::string name_;
+  bool trainable_ = true;
+  bool built_ = false;
+  std::vector<Shape> build_shapes_;
+  std::vector<std::weak_ptr<Node<T>>> inbound_;
+};
+
+/// Convenience base for single-input, single-output layers.
+template <class T>
+class UnaryLayer : public Layer<T> {
+ public:
+  using Layer<T>::Layer;
+
+  std::vector<Shape> compute_output_shapes(const std::vector<Shape>& in) const final {
+    this->expect_inputs(in, 1);
+    return {output_shape(in[0])};
+  }
+  void forward(const In<T>& in, const Out<T>& out, CallState* st, bool training) final {
+    forward1(*in[0], *out[0], st, training);
+  }
+  void backward(const In<T>& in, const In<T>& out, const In<T>& dout, const Out<T>& din,
+                CallState* st) final {
+    backward1(*in[0], *out[0], *dout[0], din[0], st);
+  }
+
+  virtual Shape output_shape(const Shape& in) const = 0;
+  virtual void forward1(const Tensor<T>& x, Tensor<T>& y, CallState* st, bool training) = 0;
+  /// dx may be null (input gradient not needed).
+  virtual void backward1(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx,
+                         CallState* st) = 0;
+};
+
+/// "layer 'name' (Class)" for a config being read.
+inline std::string config_where(const json& cfg, const std::string& cls) {
+  std::string n = cfg.is_object() && cfg.contains("name") && cfg["name"].is_string() ? cfg["name"].get<std::string>() : "?";
+  return detail::cat("layer '", n, "' (", cls, ")");
+}
+
+/// Apply the keys every layer has (name, trainable).
+template <class T>
+void apply_base_config(Layer<T>& layer, const Config& c) {
+  if (c.has("name")) layer.set_name(c.get_string("name", ""));
+  layer.set_trainable(c.get_bool("trainable", true));
+}
+
+/// Make a layer: graft::make<graft::Dense>(64, "relu") -> std::shared_ptr<Dense<float>>.
+template <template <class> class L, class T = float, class... A>
+std::shared_ptr<L<T>> make(A&&... args) {
+  return std::make_shared<L<T>>(std::forward<A>(args)...);
+}
+
+}  // namespace graft

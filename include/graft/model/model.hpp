@@ -1,0 +1,1074 @@
+// graft — Model<T>: a DAG of layer calls (Keras "Functional"), Sequential<T> as the chain case.
+// A model is itself a Layer, so models nest. Training (compile / fit / evaluate / predict) lives
+// here too; losses, metrics and optimizers come from graft/train.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "graft/layers/input_layer.hpp"
+#include "graft/layers/layer.hpp"
+#include "graft/train/fit.hpp"
+#include "graft/train/losses.hpp"
+#include "graft/train/metrics.hpp"
+#include "graft/train/optimizers.hpp"
+
+namespace graft {
+
+template <class T>
+class Model;
+
+/// The compile state of a model (what Keras keeps from compile()).
+template <class T>
+struct CompileState {
+  std::shared_ptr<Optimizer<T>> optimizer;
+  std::vector<std::shared_ptr<Loss<T>>> losses;  ///< one per output (null: no loss)
+  std::vector<double> loss_weights;              ///< one per output
+  std::vector<std::vector<json>> metrics;        ///< identifiers per output
+};
+
+template <class T = float>
+class Model : public Layer<T> {
+ public:
+  /// A Functional model from symbolic inputs to symbolic outputs (keras.Model(inputs, outputs)).
+  Model(const std::vector<KerasTensor<T>>& inputs, const std::vector<KerasTensor<T>>& outputs, std::string name = {})
+      : Layer<T>(std::move(name)) {
+    init_graph(inputs, outputs);
+  }
+  Model(const KerasTensor<T>& input, const KerasTensor<T>& output, std::string name = {})
+      : Model(std::vector<KerasTensor<T>>{input}, std::vector<KerasTensor<T>>{output}, std::move(name)) {}
+
+  std::string class_name() const override { return "Functional"; }
+  bool is_model() const override { return true; }
+  bool multi_input() const override { return in_nodes_.size() > 1; }
+
+  // ---- structure -------------------------------------------------------------------------------
+  /// Keras model.layers (Functional: InputLayers included; Sequential: not).
+  const std::vector<std::shared_ptr<Layer<T>>>& layers() const { return layers_; }
+  /// Find a layer by name (value_error when absent).
+  std::shared_ptr<Layer<T>> get_layer(const std::string& name) const {
+    for (const auto& l : layers_)
+      if (l->name() == name) return l;
+    std::string known;
+    for (const auto& l : layers_) known += (known.empty() ? "" : ", ") + l->name();
+    throw value_error(detail::cat("model '", this->name(), "' has no layer named '", name, "' (layers: ", known, ")"));
+  }
+  /// Layer by position in layers(); negative counts from the end.
+  std::shared_ptr<Layer<T>> get_layer(Index index) const {
+    Index n = static_cast<Index>(layers_.size());
+    Index i = index < 0 ? index + n : index;
+    if (i < 0 || i >= n)
+      throw value_error(detail::cat("model '", this->name(), "': layer index ", index, " out of range (", n, " layers)"));
+    return layers_[static_cast<size_t>(i)];
+  }
+  const std::vector<KerasTensor<T>>& inputs() const { return inputs_; }
+  const std::vector<KerasTensor<T>>& outputs() const { return outputs_; }
+  size_t num_inputs() const { return in_nodes_.size(); }
+  size_t num_outputs() const { return out_refs_.size(); }
+  /// Names of the layers producing the outputs (Keras output_names).
+  std::vector<std::string> output_names() const {
+    std::vector<std::string> r;
+    for (auto& o : out_refs_) r.push_back(g_[static_cast<size_t>(o.first)].layer->name());
+    return r;
+  }
+  /// Symbolic output of `layer_name`'s call inside this model: use it to build a model that ends
+  /// at an inner layer (feature extraction), e.g. Model(m.inputs(), m.layer_output("flatten")).
+  KerasTensor<T> layer_output(const std::string& layer_name, int index = 0) const {
+    for (const auto& gn : g_)
+      if (gn.layer->name() == layer_name) {
+        if (index < 0 || index >= static_cast<int>(gn.node->output_shapes.size()))
+          throw value_error(detail::cat("layer '", layer_name, "' has no output ", index));
+        return KerasTensor<T>{gn.node, index};
+      }
+    get_layer(layer_name);  // throws with the list of layers
+    throw value_error(detail::cat("layer '", layer_name, "' is not called in model '", this->name(), "'"));
+  }
+  /// Symbolic input of `layer_name`'s call inside this model.
+  KerasTensor<T> layer_input(const std::string& layer_name, int index = 0) const {
+    for (const auto& gn : g_)
+      if (gn.layer->name() == layer_name) {
+        if (gn.node->inputs.empty()) return KerasTensor<T>{gn.node, 0};
+        return gn.node->inputs.at(static_cast<size_t>(index));
+      }
+    get_layer(layer_name);
+    throw value_error(detail::cat("layer '", layer_name, "' is not called in model '", this->name(), "'"));
+  }
+  /// Batch shapes of the inputs / outputs ((None, ...)).
+  std::vector<Shape> input_shapes() const {
+    std::vector<Shape> r;
+    for (auto& t : inputs_) r.push_back(t.shape());
+    return r;
+  }
+  std::vector<Shape> output_shapes() const {
+    std::vector<Shape> r;
+    for (auto& t : outputs_) r.push_back(t.shape());
+    return r;
+  }
+  /// Output shape of a layer's call in this model (for summaries).
+  std::vector<Shape> layer_output_shapes(const Layer<T>* l) const {
+    for (const auto& gn : g_)
+      if (gn.layer == l) return gn.node->output_shapes;
+    return {};
+  }
+  /// Layers feeding a layer's (first) call in this model, as "name[node][tensor]".
+  std::vector<std::string> inbound_layer_names(const Layer<T>* l) const {
+    std::vector<std::string> r;
+    for (const auto& gn : g_)
+      if (gn.layer == l) {
+        for (auto& pr : gn.in) r.push_back(g_[static_cast<size_t>(pr.first)].layer->name());
+        break;
+      }
+    return r;
+  }
+
+  // ---- trainable ---------------------------------------------------------------------------------
+  /// Keras: setting trainable on a model sets it on every layer inside (recursively).
+  void set_trainable(bool t) override {
+    Layer<T>::set_trainable(t);
+    for (auto& l : layers_) l->set_trainable(t);
+    ++detail::trainable_generation();
+  }
+  /// Set only this model's own flag, leaving the layers inside as they are (used when loading a
+  /// config whose layers carry their own trainable flags).
+  void set_own_trainable(bool t) {
+    this->trainable_ = t;
+    ++detail::trainable_generation();
+  }
+  /// Fine-tuning helper: layers before `layer_name` frozen, it and every later layer trainable
+  /// (the Keras recipe "for layer in conv_base.layers: if layer.name == 'block5_conv1': ...").
+  void set_trainable_from(const std::string& layer_name) {
+    get_layer(layer_name);
+    bool on = false;
+    Layer<T>::set_trainable(true);
+    for (auto& l : layers_) {
+      if (l->name() == layer_name) on = true;
+      l->set_trainable(on);
+    }
+    ++detail::trainable_generation();
+  }
+  /// Freeze every layer up to and including `layer_name` (the rest trainable).
+  void freeze_up_to(const std::string& layer_name) {
+    get_layer(layer_name);
+    bool frozen = true;
+    Layer<T>::set_trainable(true);
+    for (auto& l : layers_) {
+      l->set_trainable(!frozen);
+      if (l->name() == layer_name) frozen = false;
+    }
+    ++detail::trainable_generation();
+  }
+
+  // ---- weights -------------------------------------------------------------------------------------
+  void collect_weights(std::vector<Param<T>*>& out) override {
+    std::unordered_set<Param<T>*> seen(out.begin(), out.end());
+    std::vector<Param<T>*> tmp;
+    for (auto& l : layers_) {
+      tmp.clear();
+      l->collect_weights(tmp);
+      for (Param<T>* p : tmp)
+        if (seen.insert(p).second) out.push_back(p);
+    }
+  }
+  bool has_trainable_weights() const override {
+    if (!this->trainable()) return false;
+    for (const auto& l : layers_)
+      if (l->has_trainable_weights()) return true;
+    return false;
+  }
+  double regularization_loss(bool add_grads) override {
+    if (!this->trainable()) return 0.0;
+    double s = 0;
+    for (auto& l : unique_layers()) s += l->regularization_loss(add_grads);
+    return s;
+  }
+
+  // ---- execution as a layer (nested models) ---------------------------------------------------------
+  std::vector<Shape> compute_output_shapes(const std::vector<Shape>& in) const override {
+    if (in.size() != in_nodes_.size())
+      throw shape_error(detail::cat("model '", this->name(), "' expects ", in_nodes_.size(), " input(s), got ", in.size()));
+    std::vector<std::vector<Shape>> shp(g_.size());
+    for (size_t i = 0; i < in_nodes_.size(); ++i) {
+      check_shape(i, in[i], true);
+      Shape s = in[i];
+      const Shape& ref = inputs_[i].shape();
+      for (size_t d = 0; d < s.size() && d < ref.size(); ++d)
+        if (s[d] < 0) s[d] = ref[d];
+      shp[static_cast<size_t>(in_nodes_[i])] = {s};
+    }
+    for (size_t n = 0; n < g_.size(); ++n) {
+      const auto& gn = g_[n];
+      if (gn.input_slot >= 0) continue;
+      std::vector<Shape> ins;
+      for (auto& pr : gn.in) ins.push_back(shp[static_cast<size_t>(pr.first)].at(static_cast<size_t>(pr.second)));
+      shp[n] = gn.layer->compute_output_shapes(ins);
+    }
+    std::vector<Shape> r;
+    for (auto& o : out_refs_) r.push_back(shp[static_cast<size_t>(o.first)].at(static_cast<size_t>(o.second)));
+    return r;
+  }
+
+  /// Everything one execution of the graph needs: activations, gradients, layer scratch.
+  struct Run : CallState {
+    bool planned = false;
+    std::vector<std::vector<Tensor<T>>> val, grad;
+    std::vector<std::vector<Tensor<T>>> scratch;  // [consumer][slot]
+    std::vector<std::unique_ptr<CallState>> st;
+    std::vector<In<T>> fin, outs_c, bdout;
+    std::vector<Out<T>> fout, bdin;
+    std::vector<const Tensor<T>*> input_ptr;
+    std::vector<char> need, has_tw;
+    unsigned long tw_generation = 0;
+  };
+  std::unique_ptr<CallState> make_state() const override { return std::make_unique<Run>(); }
+
+  void forward(const In<T>& in, const Out<T>& out, CallState* st, bool training) override {
+    auto& run = *static_cast<Run*>(st);
+    run_forward(run, in, training);
+    for (size_t j = 0; j < out_refs_.size(); ++j) {
+      const Tensor<T>* y = output_ptr(run, j);
+      out[j]->resize(y->shape());
+      std::copy(y->begin(), y->end(), out[j]->begin());
+    }
+  }
+  void backward(const In<T>&, const In<T>&, const In<T>& dout, const Out<T>& din, CallState* st) override {
+    run_backward(*static_cast<Run*>(st), dout, din);
+  }
+
+  /// Run the graph on inputs (no batching). Returns pointers into `run` (valid until its next use).
+  void run_forward(Run& run, const In<T>& in, bool training) {
+    if (!run.planned) plan(run);
+    if (in.size() != in_nodes_.size())
+      throw shape_error(detail::cat("model '", this->name(), "' expects ", in_nodes_.size(), " input(s), got ", in.size()));
+    for (size_t i = 0; i < in.size(); ++i) {
+      check_shape(i, in[i]->shape(), false);
+      run.input_ptr[i] = in[i];
+    }
+    for (size_t n = 0; n < g_.size(); ++n) {
+      const auto& gn = g_[n];
+      if (gn.input_slot >= 0) continue;
+      for (size_t s = 0; s < gn.in.size(); ++s) run.fin[n][s] = ptr(run, gn.in[s]);
+      for (size_t k = 0; k < run.fout[n].size(); ++k) run.outs_c[n][k] = run.fout[n][k];
+      gn.layer->forward(run.fin[n], run.fout[n], run.st[n].get(), training);
+    }
+  }
+  const Tensor<T>* output_ptr(Run& run, size_t j) const { return ptr(run, out_refs_[j]); }
+
+  /// Back-propagate dLoss/doutputs (one per output, none null); fills the non-null `din` entries
+  /// with dLoss/dinputs and accumulates weight gradients of trainable layers. Layers below the
+  /// lowest trainable layer do no work at all.
+  void run_backward(Run& run, const In<T>& dout, const Out<T>& din) {
+    if (dout.size() != out_refs_.size())
+      throw value_error(detail::cat("model '", this->name(), "': backward needs one gradient per output"));
+    refresh_trainable(run);
+    for (size_t n = 0; n < g_.size(); ++n) {
+      const auto& gn = g_[n];
+      if (gn.input_slot >= 0) {
+        run.need[n] = static_cast<size_t>(gn.input_slot) < din.size() && din[static_cast<size_t>(gn.input_slot)] != nullptr;
+        continue;
+      }
+      bool need = run.has_tw[n] != 0;
+      for (auto& pr : gn.in) need = need || run.need[static_cast<size_t>(pr.first)];
+      run.need[n] = need;
+    }
+    for (size_t n = g_.size(); n-- > 0;) {
+      const auto& gn = g_[n];
+      if (gn.input_slot >= 0 || !run.need[n]) continue;
+      for (size_t k = 0; k < run.bdout[n].size(); ++k) run.bdout[n][k] = gather_grad(run, dout, static_cast<int>(n), static_cast<int>(k));
+      for (size_t s = 0; s < gn.in.size(); ++s) {
+        const auto& pr = gn.in[s];
+        run.bdin[n][s] = run.need[static_cast<size_t>(pr.first)] ? grad_target(run, static_cast<int>(n), static_cast<int>(s)) : nullptr;
+      }
+      gn.layer->backward(run.fin[n], run.outs_c[n], run.bdout[n], run.bdin[n], run.st[n].get());
+    }
+    for (size_t i = 0; i < in_nodes_.size() && i < din.size(); ++i) {
+      if (!din[i]) continue;
+      const Tensor<T>* g = gather_grad(run, dout, in_nodes_[i], 0);
+      din[i]->resize(g->shape());
+      std::copy(g->begin(), g->end(), din[i]->begin());
+    }
+  }
+
+  // ---- inference -----------------------------------------------------------------------------------
+  /// Batched inference on every input (first axis = samples); returns one tensor per output.
+  std::vector<Tensor<T>> predict(const std::vector<Tensor<T>>& x, Index batch_size = 32) {
+    auto xs = adapt_inputs(x);
+    ensure_built(xs);
+    if (batch_size <= 0) throw value_error("predict: batch_size must be positive");
+    const Index n = check_samples(xs, "predict");
+    std::vector<Tensor<T>> result(out_refs_.size());
+    std::vector<Tensor<T>> bx(xs.size());
+    In<T> ptrs(xs.size());
+    for (Index b0 = 0; b0 < n || (n == 0 && b0 == 0); b0 += batch_size) {
+      Index cnt = std::min(batch_size, n - b0);
+      for (size_t i = 0; i < xs.size(); ++i) {
+        xs[i].slice_rows_into(b0, cnt, bx[i]);
+        ptrs[i] = &bx[i];
+      }
+      run_forward(predict_run_, ptrs, false);
+      for (size_t j = 0; j < out_refs_.size(); ++j) {
+        const Tensor<T>* y = output_ptr(predict_run_, j);
+        if (b0 == 0) {
+          Shape s = y->shape();
+          s[0] = n;
+          result[j].resize(s);
+        }
+        std::copy(y->begin(), y->end(), result[j].data() + b0 * y->inner(1));
+      }
+      if (n == 0) break;
+    }
+    return result;
+  }
+  /// Single-input, single-output convenience.
+  Tensor<T> predict(const Tensor<T>& x, Index batch_size = 32) {
+    auto r = predict(std::vector<Tensor<T>>{x}, batch_size);
+    if (r.size() != 1)
+      throw value_error(detail::cat("model '", this->name(), "' has ", r.size(), " outputs: use the vector form of predict"));
+    return std::move(r[0]);
+  }
+
+  // ---- training -----------------------------------------------------------------------------------
+  /// compile(optimizer, loss per output, metrics per output, loss weights).
+  void compile(std::shared_ptr<Optimizer<T>> optimizer, std::vector<std::shared_ptr<Loss<T>>> losses,
+               std::vector<std::vector<json>> metrics = {}, std::vector<double> loss_weights = {}) {
+    if (!optimizer) throw value_error("compile: an optimizer is required");
+    size_t no = out_refs_.empty() ? 1 : out_refs_.size();
+    if (losses.size() == 1 && no > 1) losses.assign(no, losses[0]);
+    if (losses.size() != no)
+      throw value_error(detail::cat("compile: model '", this->name(), "' has ", no, " outputs but ", losses.size(), " losses were given"));
+    if (loss_weights.empty()) loss_weights.assign(no, 1.0);
+    if (loss_weights.size() != no) throw value_error("compile: one loss weight per output is needed");
+    if (metrics.size() == 1 && no > 1) metrics.assign(no, metrics[0]);
+    if (!metrics.empty() && metrics.size() != no) throw value_error("compile: metrics must be given per output");
+    metrics.resize(no);
+    compiled_ = CompileState<T>{std::move(optimizer), std::move(losses), std::move(loss_weights), std::move(metrics)};
+  }
+  void compile(std::shared_ptr<Optimizer<T>> optimizer, std::shared_ptr<Loss<T>> loss, std::vector<std::string> metrics = {}) {
+    std::vector<json> m(metrics.begin(), metrics.end());
+    compile(std::move(optimizer), std::vector<std::shared_ptr<Loss<T>>>{std::move(loss)}, std::vector<std::vector<json>>{m});
+  }
+  /// compile(optimizer, "sparse_categorical_crossentropy", {"accuracy"})
+  void compile(std::shared_ptr<Optimizer<T>> optimizer, const std::string& loss, std::vector<std::string> metrics = {}) {
+    compile(std::move(optimizer), make_loss<T>(json(loss)), std::move(metrics));
+  }
+  /// compile("adam", "mse") — optimizer by name with Keras defaults.
+  void compile(const std::string& optimizer, const std::string& loss, std::vector<std::string> metrics = {}) {
+    compile(make_optimizer<T>(json(optimizer)), loss, std::move(metrics));
+  }
+  bool compiled() const { return compiled_.has_value(); }
+  const CompileState<T>& compile_state() const {
+    if (!compiled_) throw value_error(detail::cat("model '", this->name(), "' is not compiled"));
+    return *compiled_;
+  }
+  std::shared_ptr<Optimizer<T>> optimizer() const { return compiled_ ? compiled_->optimizer : nullptr; }
+
+  History fit(const Tensor<T>& x, const Tensor<T>& y, const FitOptions<T>& o = {}) {
+    return fit(std::vector<Tensor<T>>{x}, std::vector<Tensor<T>>{y}, o);
+  }
+  History fit(const std::vector<Tensor<T>>& x_in, const std::vector<Tensor<T>>& y, const FitOptions<T>& o) {
+    if (!compiled_) throw value_error(detail::cat("fit: model '", this->name(), "' must be compiled first"));
+    auto x = adapt_inputs(x_in);
+    ensure_built(x);
+    if (o.epochs < 0 || o.batch_size <= 0) throw value_error("fit: epochs must be >= 0 and batch_size > 0");
+    if (!(o.validation_split >= 0 && o.validation_split < 1)) throw value_error("fit: validation_split must be in [0, 1)");
+    check_targets(y);
+    const Index n_all = check_samples(x, "fit");
+    if (y[0].dim(0) != n_all)
+      throw shape_error(detail::cat("fit: ", n_all, " input samples but ", y[0].dim(0), " target samples"));
+    for (auto& t : y)
+      if (t.rank() == 0 || t.dim(0) != n_all) throw shape_error("fit: every target needs one row per sample");
+    Index n_train = n_all;
+    std::vector<Tensor<T>> vx = o.validation_x, vy = o.validation_y;
+    if (o.validation_split > 0) {
+      n_train = static_cast<Index>(std::floor(static_cast<double>(n_all) * (1.0 - o.validation_split)));
+      vx.clear();
+      vy.clear();
+      for (auto& t : x) vx.push_back(t.slice_rows(n_train, n_all - n_train));
+      for (auto& t : y) vy.push_back(t.slice_rows(n_train, n_all - n_train));
+    }
+    if (n_train <= 0) throw value_error("fit: no training samples");
+    const bool has_val = !vx.empty();
+
+    Rng shuffle_rng(o.seed ? *o.seed : next_seed());
+    std::vector<Index> idx(static_cast<size_t>(n_train));
+    std::iota(idx.begin(), idx.end(), Index(0));
+    const Index steps = (n_train + o.batch_size - 1) / o.batch_size;
+    auto metrics = build_metrics(y);
+    std::vector<Tensor<T>> bx(x.size()), by(y.size());
+    In<T> px(x.size());
+    History hist;
+    detail::Progress progress(o.out, o.verbose, o.epochs);
+    bool stop = false;
+    std::vector<Tensor<T>> best_weights;
+    std::shared_ptr<EarlyStopping> restore_cb;
+    for (auto& cb : o.callbacks) {
+      cb->on_train_begin();
+      if (auto es = std::dynamic_pointer_cast<EarlyStopping>(cb))
+        if (es->restore_best_weights()) restore_cb = es;
+    }
+    begin_training();
+    for (int epoch = o.initial_epoch; epoch < o.epochs && !stop; ++epoch) {
+      for (auto& cb : o.callbacks) cb->on_epoch_begin(epoch);
+      progress.epoch_begin(epoch);
+      if (o.shuffle)
+        for (Index i = n_train - 1; i > 0; --i)
+          std::swap(idx[static_cast<size_t>(i)], idx[static_cast<size_t>(shuffle_rng.below(static_cast<std::uint64_t>(i + 1)))]);
+      for (auto& m : metrics) m.second->reset();
+      double loss_sum = 0;
+      std::vector<double> out_loss_sum(out_refs_.size(), 0.0);
+      Index seen = 0;
+      Logs logs;
+      for (Index step = 0; step < steps; ++step) {
+        const Index b0 = step * o.batch_size, cnt = std::min(o.batch_size, n_train - b0);
+        for (size_t i = 0; i < x.size(); ++i) {
+          gather_rows(x[i], idx.data() + b0, cnt, bx[i]);
+          px[i] = &bx[i];
+        }
+        for (size_t j = 0; j < y.size(); ++j) gather_rows(y[j], idx.data() + b0, cnt, by[j]);
+        double loss = train_step(px, by);
+        loss_sum += loss * static_cast<double>(cnt);
+        for (size_t j = 0; j < out_refs_.size(); ++j) out_loss_sum[j] += last_output_loss_[j] * static_cast<double>(cnt);
+        seen += cnt;
+        for (auto& m : metrics) m.second->update(by[m.first], *output_ptr(train_run_, m.first));
+        if (o.verbose == 1) {
+          logs["loss"] = loss_sum / static_cast<double>(seen);
+          progress.step(step + 1, steps, logs);
+        }
+      }
+      logs.clear();
+      logs["loss"] = loss_sum / static_cast<double>(seen);
+      if (out_refs_.size() > 1)
+        for (size_t j = 0; j < out_refs_.size(); ++j)
+          logs[output_names()[j] + "_loss"] = out_loss_sum[j] / static_cast<double>(seen);
+      for (auto& m : metrics) logs[metric_log_name(m)] = m.second->result();
+      if (has_val) {
+        Logs v = evaluate(vx, vy, o.batch_size);
+        for (auto& kv : v) logs["val_" + kv.first] = kv.second;
+      }
+      progress.epoch_end(steps, logs);
+      hist.epoch.push_back(epoch);
+      for (auto& kv : logs) hist.history[kv.first].push_back(kv.second);
+      for (auto& cb : o.callbacks) cb->on_epoch_end(epoch, logs, stop);
+      if (restore_cb && restore_cb->improved()) best_weights = this->get_weights();
+    }
+    if (restore_cb && !best_weights.empty()) this->set_weights(best_weights);
+    for (auto& cb : o.callbacks) cb->on_train_end();
+    return hist;
+  }
+
+  /// One optimisation step on one batch; returns its loss (Keras train_on_batch).
+  double train_on_batch(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y) {
+    if (!compiled_) throw value_error(detail::cat("train_on_batch: model '", this->name(), "' must be compiled first"));
+    auto xs = adapt_inputs(x);
+    ensure_built(xs);
+    check_targets(y);
+    In<T> px;
+    for (auto& t : xs) px.push_back(&t);
+    begin_training();
+    return train_step(px, y);
+  }
+
+  /// Loss and metrics on (x, y), inference mode, batched; loss is the batch-size weighted mean.
+  Logs evaluate(const std::vector<Tensor<T>>& x_in, const std::vector<Tensor<T>>& y, Index batch_size = 32) {
+    if (!compiled_) throw value_error(detail::cat("evaluate: model '", this->name(), "' must be compiled first"));
+    auto x = adapt_inputs(x_in);
+    ensure_built(x);
+    check_targets(y);
+    const Index n = check_samples(x, "evaluate");
+    if (batch_size <= 0) throw value_error("evaluate: batch_size must be positive");
+    auto metrics = build_metrics(y);
+    std::vector<Tensor<T>> bx(x.size()), by(y.size());
+    In<T> px(x.size());
+    double loss_sum = 0;
+    std::vector<double> per(out_refs_.size(), 0.0);
+    const double reg = this->regularization_loss(false);
+    for (Index b0 = 0; b0 < n; b0 += batch_size) {
+      Index cnt = std::min(batch_size, n - b0);
+      for (size_t i = 0; i < x.size(); ++i) {
+        x[i].slice_rows_into(b0, cnt, bx[i]);
+        px[i] = &bx[i];
+      }
+      for (size_t j = 0; j < y.size(); ++j) y[j].slice_rows_into(b0, cnt, by[j]);
+      run_forward(predict_run_, px, false);
+      double total = 0;
+      for (size_t j = 0; j < out_refs_.size(); ++j) {
+        if (!compiled_->losses[j]) continue;
+        double l = compiled_->losses[j]->compute(by[j], *output_ptr(predict_run_, j), nullptr, T(1));
+        per[j] += l * static_cast<double>(cnt);
+        total += compiled_->loss_weights[j] * l;
+      }
+      loss_sum += (total + reg) * static_cast<double>(cnt);
+      for (auto& m : metrics) m.second->update(by[m.first], *output_ptr(predict_run_, m.first));
+    }
+    Logs logs;
+    logs["loss"] = n ? loss_sum / static_cast<double>(n) : 0.0;
+    if (out_refs_.size() > 1)
+      for (size_t j = 0; j < out_refs_.size(); ++j) logs[output_names()[j] + "_loss"] = n ? per[j] / static_cast<double>(n) : 0.0;
+    for (auto& m : metrics) logs[metric_log_name(m)] = m.second->result();
+    return logs;
+  }
+  Logs evaluate(const Tensor<T>& x, const Tensor<T>& y, Index batch_size = 32) {
+    return evaluate(std::vector<Tensor<T>>{x}, std::vector<Tensor<T>>{y}, batch_size);
+  }
+
+  // ---- config / summary ---------------------------------------------------------------------------
+  /// Functional config, TF-Keras 2 dialect (list inbound nodes), which Keras 3 reads too.
+  json get_config() const override {
+    json layers = json::array();
+    // node index of each graph node within its layer, counted over this model's nodes
+    std::unordered_map<const Node<T>*, int> node_index;
+    std::unordered_map<const Layer<T>*, int> count;
+    for (const auto& l : layers_) {
+      for (const auto& nd : l->inbound_nodes())
+        if (graph_node_of(nd.get()) >= 0) node_index[nd.get()] = count[l.get()]++;
+    }
+    for (const auto& gn : g_)
+      if (!node_index.count(gn.node.get())) node_index[gn.node.get()] = count[gn.layer]++;
+    auto ref = [&](int gnode, int tensor, bool io) {
+      const auto& gn = g_[static_cast<size_t>(gnode)];
+      int idx = node_index.at(gn.node.get());
+      // Keras: input_layers / output_layers count a nested Functional model's built-in node
+      if (io && gn.layer->is_model() && gn.layer->class_name() == "Functional") ++idx;
+      return json::array({gn.layer->name(), idx, tensor});
+    };
+    for (const auto& l : layers_) {
+      json e = {{"class_name", l->class_name()}, {"config", l->get_config()}, {"name", l->name()}};
+      json nodes = json::array();
+      for (size_t n = 0; n < g_.size(); ++n) {
+        if (g_[n].layer != l.get() || g_[n].input_slot >= 0) continue;
+        json node = json::array();
+        for (auto& pr : g_[n].in) {
+          json r = ref(pr.first, pr.second, false);
+          r.push_back(json::object());
+          node.push_back(r);
+        }
+        nodes.push_back(node);
+      }
+      e["inbound_nodes"] = nodes;
+      layers.push_back(e);
+    }
+    json ins = json::array(), outs = json::array();
+    for (int n : in_nodes_) ins.push_back(ref(n, 0, true));
+    for (auto& o : out_refs_) outs.push_back(ref(o.first, o.second, true));
+    return json{{"name", this->name()}, {"trainable", this->trainable()}, {"layers", layers},
+                {"input_layers", ins}, {"output_layers", outs}};
+  }
+
+  /// Keras-style table: layers, output shapes, parameter counts, totals.
+  void summary(std::ostream& os = std::cout);
+
+  /// Every distinct layer inside, recursively (nested models expanded, the models themselves too).
+  std::vector<Layer<T>*> unique_layers() const {
+    std::vector<Layer<T>*> r;
+    std::unordered_set<Layer<T>*> seen;
+    std::function<void(const Model<T>&)> walk = [&](const Model<T>& m) {
+      for (auto& l : m.layers_) {
+        if (!seen.insert(l.get()).second) continue;
+        if (l->is_model()) walk(static_cast<const Model<T>&>(*l));
+        else r.push_back(l.get());
+      }
+    };
+    walk(*this);
+    return r;
+  }
+
+ protected:
+  explicit Model(std::string name) : Layer<T>(std::move(name)) {}
+
+  struct GNode {
+    std::shared_ptr<Node<T>> node;
+    Layer<T>* layer = nullptr;
+    std::vector<std::pair<int, int>> in;  // (producer graph node, output index)
+    int input_slot = -1;                  // model input index for input nodes
+  };
+  struct Contrib {
+    int consumer;  // graph node, or -1 for a model output
+    int slot;      // consumer input slot, or model output index
+  };
+
+  /// Build the graph between `inputs` and `outputs` (keras.src.ops.function.map_graph).
+  void init_graph(const std::vector<KerasTensor<T>>& inputs, const std::vector<KerasTensor<T>>& outputs) {
+    g_.clear();
+    layers_.clear();
+    in_nodes_.clear();
+    out_refs_.clear();
+    contrib_.clear();
+    predict_run_ = Run();
+    train_run_ = Run();
+    if (outputs.empty()) throw value_error("Model: at least one output is needed");
+    for (auto& t : inputs)
+      if (!t) throw value_error("Model: empty input tensor");
+    for (auto& t : outputs)
+      if (!t) throw value_error("Model: empty output tensor");
+    // Inputs that are not InputLayer tensors (inner tensors) get a fresh InputLayer, as Keras does.
+    std::vector<KerasTensor<T>> ins = inputs;
+    std::map<std::pair<const Node<T>*, int>, KerasTensor<T>> substitute;
+    for (auto& t : ins) {
+      bool is_input_node = t.node->inputs.empty() && dynamic_cast<InputLayer<T>*>(t.layer());
+      if (!is_input_node) {
+        auto il = InputLayer<T>::with_batch_shape(t.shape(), t.layer()->name() + "_input");
+        KerasTensor<T> nt = il->output_tensor();
+        substitute[{t.node.get(), t.index}] = nt;
+        t = nt;
+      }
+    }
+    auto resolve = [&](const KerasTensor<T>& t) {
+      auto it = substitute.find({t.node.get(), t.index});
+      return it == substitute.end() ? t : it->second;
+    };
+    std::unordered_set<const Node<T>*> input_set;
+    for (auto& t : ins) input_set.insert(t.node.get());
+
+    // DFS from the outputs: nodes in post-order, layers numbered in pre-order.
+    std::vector<std::shared_ptr<Node<T>>> post;
+    std::unordered_map<const Layer<T>*, int> op_index;
+    std::unordered_set<const Node<T>*> finished, in_progress;
+    std::function<void(const KerasTensor<T>&)> visit = [&](const KerasTensor<T>& t0) {
+      KerasTensor<T> t = resolve(t0);
+      const Node<T>* n = t.node.get();
+      if (finished.count(n)) return;
+      if (in_progress.count(n)) throw value_error(detail::cat("Model: the graph has a cycle at layer '", t.layer()->name(), "'"));
+      if (!op_index.count(t.layer())) op_index.emplace(t.layer(), static_cast<int>(op_index.size()));
+      in_progress.insert(n);
+      if (!input_set.count(n)) {
+        if (t.node->inputs.empty())
+          throw value_error(detail::cat("Model: graph disconnected: input '", t.layer()->name(),
+                                        "' is needed to compute the outputs but is not one of the model inputs"));
+        for (const auto& x : t.node->inputs) visit(x);
+      }
+      in_progress.erase(n);
+      finished.insert(n);
+      post.push_back(t.node);
+    };
+    for (auto& t : outputs) visit(t);
+
+    // depths (distance from the outputs), as Keras computes them
+    std::unordered_map<const Node<T>*, int> node_depth;
+    std::unordered_map<const Layer<T>*, int> layer_depth;
+    auto parents = [&](const Node<T>* n, std::vector<const Node<T>*>& r) {
+      r.clear();
+      if (input_set.count(n)) return;
+      for (auto& x : n->inputs) r.push_back(resolve(x).node.get());
+    };
+    std::vector<const Node<T>*> par;
+    for (size_t i = post.size(); i-- > 0;) {
+      const Node<T>* n = post[i].get();
+      int d = node_depth.count(n) ? node_depth[n] : 0;
+      int prev = layer_depth.count(n->layer.get()) ? layer_depth[n->layer.get()] : 0;
+      d = std::max(d, prev);
+      layer_depth[n->layer.get()] = d;
+      node_depth[n] = d;
+      parents(n, par);
+      for (const Node<T>* p : par) node_depth[p] = std::max(d + 1, node_depth.count(p) ? node_depth[p] : 0);
+    }
+    for (auto& t : ins)
+      if (!layer_depth.count(t.layer())) {
+        layer_depth[t.layer()] = 0;
+        op_index[t.layer()] = -1;
+        node_depth[t.node.get()] = 0;
+        post.insert(post.begin(), t.node);
+      }
+    // execution order: deepest first (stable on post-order)
+    std::vector<size_t> order(post.size());
+    std::iota(order.begin(), order.end(), size_t(0));
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return node_depth[post[a].get()] > node_depth[post[b].get()];
+    });
+    std::unordered_map<const Node<T>*, int> gidx;
+    for (size_t i : order) {
+      GNode gn;
+      gn.node = post[i];
+      gn.layer = post[i]->layer.get();
+      gidx[gn.node.get()] = static_cast<int>(g_.size());
+      g_.push_back(std::move(gn));
+    }
+    for (size_t i = 0; i < ins.size(); ++i) {
+      int gi = gidx.at(ins[i].node.get());
+      if (g_[static_cast<size_t>(gi)].input_slot >= 0)
+        throw value_error("Model: the same input tensor is given twice");
+      g_[static_cast<size_t>(gi)].input_slot = static_cast<int>(i);
+      in_nodes_.push_back(gi);
+    }
+    for (auto& gn : g_) {
+      if (gn.input_slot >= 0) continue;
+      for (auto& x : gn.node->inputs) {
+        KerasTensor<T> r = resolve(x);
+        gn.in.emplace_back(gidx.at(r.node.get()), r.index);
+      }
+    }
+    for (auto& t : outputs) {
+      KerasTensor<T> r = resolve(t);
+      out_refs_.emplace_back(gidx.at(r.node.get()), r.index);
+    }
+    inputs_ = ins;
+    outputs_.clear();
+    for (auto& t : outputs) outputs_.push_back(resolve(t));
+
+    // layers: by depth (deepest first), ties by traversal order
+    std::vector<std::pair<const Layer<T>*, std::shared_ptr<Layer<T>>>> ls;
+    std::unordered_set<const Layer<T>*> seen;
+    for (auto& gn : g_)
+      if (seen.insert(gn.layer).second) ls.emplace_back(gn.layer, gn.node->layer);
+    std::stable_sort(ls.begin(), ls.end(), [&](const auto& a, const auto& b) {
+      int da = layer_depth[a.first], db = layer_depth[b.first];
+      if (da != db) return da > db;
+      return op_index[a.first] < op_index[b.first];
+    });
+    std::set<std::string> names;
+    for (auto& pr : ls) {
+      if (!names.insert(pr.second->name()).second)
+        throw value_error(detail::cat("Model: layer names must be unique; '", pr.second->name(), "' is used twice"));
+      layers_.push_back(pr.second);
+    }
+    build_contributions();
+    this->built_ = true;
+  }
+
+  /// For every node output: who sends gradient back into it.
+  void build_contributions() {
+    contrib_.assign(g_.size(), {});
+    for (size_t n = 0; n < g_.size(); ++n) contrib_[n].resize(g_[n].node->output_shapes.size());
+    for (size_t n = 0; n < g_.size(); ++n)
+      for (size_t s = 0; s < g_[n].in.size(); ++s) {
+        auto& pr = g_[n].in[s];
+        contrib_[static_cast<size_t>(pr.first)][static_cast<size_t>(pr.second)].push_back({static_cast<int>(n), static_cast<int>(s)});
+      }
+    for (size_t j = 0; j < out_refs_.size(); ++j)
+      contrib_[static_cast<size_t>(out_refs_[j].first)][static_cast<size_t>(out_refs_[j].second)].push_back({-1, static_cast<int>(j)});
+  }
+
+  int graph_node_of(const Node<T>* n) const {
+    for (size_t i = 0; i < g_.size(); ++i)
+      if (g_[i].node.get() == n) return static_cast<int>(i);
+    return -1;
+  }
+
+  /// Hook for models whose graph is built lazily from the first data (Sequential without input shape).
+  virtual void ensure_built(const std::vector<Tensor<T>>&) {
+    if (g_.empty()) throw value_error(detail::cat("model '", this->name(), "' has no layers"));
+  }
+
+  /// Keras' _adjust_input_rank: (N, 28, 28) data for a (None, 28, 28, 1) input and back.
+  std::vector<Tensor<T>> adapt_inputs(const std::vector<Tensor<T>>& x) {
+    std::vector<Tensor<T>> r = x;
+    if (g_.empty()) return r;
+    if (x.size() != in_nodes_.size())
+      throw shape_error(detail::cat("model '", this->name(), "' expects ", in_nodes_.size(), " input array(s), got ", x.size()));
+    for (size_t i = 0; i < r.size(); ++i) {
+      const Shape& ref = inputs_[i].shape();
+      Shape s = r[i].shape();
+      if (s.size() + 1 == ref.size() && ref.back() == 1) {
+        s.push_back(1);
+        r[i].reshape(s);
+      } else if (s.size() == ref.size() + 1 && s.back() == 1) {
+        s.pop_back();
+        r[i].reshape(s);
+      }
+    }
+    return r;
+  }
+
+  void check_shape(size_t i, const Shape& s, bool symbolic) const {
+    const Shape& ref = inputs_.at(i).shape();
+    bool ok = s.size() == ref.size();
+    for (size_t d = 1; ok && d < s.size(); ++d)
+      if (ref[d] >= 0 && s[d] >= 0 && ref[d] != s[d]) ok = false;
+    if (ok && !symbolic && ref[0] >= 0 && s[0] != ref[0]) ok = false;
+    if (!ok) {
+      std::string nm = inputs_[i].layer()->name();
+      throw shape_error(detail::cat("model '", this->name(), "': input ", i, " ('", nm, "') expects shape ", shape_str(ref),
+                                    ", got ", shape_str(s)));
+    }
+  }
+
+  Index check_samples(const std::vector<Tensor<T>>& x, const char* what) const {
+    if (x.size() != in_nodes_.size())
+      throw shape_error(detail::cat(what, ": model '", this->name(), "' expects ", in_nodes_.size(), " input array(s), got ", x.size()));
+    Index n = -1;
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (x[i].rank() == 0) throw shape_error(detail::cat(what, ": input ", i, " has no sample axis"));
+      check_shape(i, x[i].shape(), true);
+      if (n >= 0 && x[i].dim(0) != n)
+        throw shape_error(detail::cat(what, ": inputs have different numbers of samples (", n, " and ", x[i].dim(0), ")"));
+      n = x[i].dim(0);
+    }
+    return n;
+  }
+
+  void check_targets(const std::vector<Tensor<T>>& y) const {
+    if (y.size() != out_refs_.size())
+      throw shape_error(detail::cat("model '", this->name(), "' has ", out_refs_.size(), " output(s) but ", y.size(), " target array(s) were given"));
+  }
+
+  std::vector<std::pair<size_t, std::shared_ptr<Metric<T>>>> build_metrics(const std::vector<Tensor<T>>& y) const {
+    std::vector<std::pair<size_t, std::shared_ptr<Metric<T>>>> r;
+    for (size_t j = 0; j < compiled_->metrics.size(); ++j)
+      for (const auto& id : compiled_->metrics[j]) {
+        Shape ps = outputs_[j].shape();
+        r.emplace_back(j, make_metric<T>(id, y[j].shape(), ps));
+      }
+    return r;
+  }
+  std::string metric_log_name(const std::pair<size_t, std::shared_ptr<Metric<T>>>& m) const {
+    if (out_refs_.size() > 1) return output_names()[m.first] + "_" + m.second->name();
+    return m.second->name();
+  }
+
+  /// Called at the start of fit/train_on_batch: settle the trainable set and the optimizer slots.
+  void begin_training() {
+    train_params_ = this->trainable_weights();
+    compiled_->optimizer->build(train_params_);
+    dout_.resize(out_refs_.size());
+    dout_ptr_.resize(out_refs_.size());
+    last_output_loss_.assign(out_refs_.size(), 0.0);
+  }
+
+  /// forward, loss, backward, regularization, optimizer step. Allocation-free once warm.
+  double train_step(const In<T>& px, const std::vector<Tensor<T>>& by) {
+    run_forward(train_run_, px, true);
+    double total = 0;
+    for (size_t j = 0; j < out_refs_.size(); ++j) {
+      const Tensor<T>& yp = *output_ptr(train_run_, j);
+      const auto& loss = compiled_->losses[j];
+      if (loss) {
+        last_output_loss_[j] = loss->compute(by[j], yp, &dout_[j], static_cast<T>(compiled_->loss_weights[j]));
+        total += compiled_->loss_weights[j] * last_output_loss_[j];
+      } else {
+        dout_[j].resize(yp.shape());
+        dout_[j].set_zero();
+      }
+      dout_ptr_[j] = &dout_[j];
+    }
+    for (Param<T>* p : train_params_) p->grad_fresh = true;
+    if (!train_params_.empty()) run_backward(train_run_, dout_ptr_, no_din_);
+    total += this->regularization_loss(true);
+    compiled_->optimizer->apply(train_params_);
+    return total;
+  }
+
+  static void gather_rows(const Tensor<T>& src, const Index* idx, Index cnt, Tensor<T>& dst) {
+    dst.resize_batch(src.shape(), cnt);
+    const Index w = src.inner(1);
+    for (Index r = 0; r < cnt; ++r) std::copy(src.data() + idx[r] * w, src.data() + (idx[r] + 1) * w, dst.data() + r * w);
+  }
+
+  void plan(Run& run) {
+    const size_t n = g_.size();
+    run.val.assign(n, {});
+    run.grad.assign(n, {});
+    run.scratch.assign(n, {});
+    run.st.clear();
+    run.st.resize(n);
+    run.fin.assign(n, {});
+    run.outs_c.assign(n, {});
+    run.bdout.assign(n, {});
+    run.fout.assign(n, {});
+    run.bdin.assign(n, {});
+    run.need.assign(n, 0);
+    run.has_tw.assign(n, 0);
+    run.input_ptr.assign(in_nodes_.size(), nullptr);
+    for (size_t i = 0; i < n; ++i) {
+      const auto& gn = g_[i];
+      size_t no = gn.node->output_shapes.size();
+      run.val[i].resize(no);
+      run.grad[i].resize(no);
+      run.scratch[i].resize(gn.in.size());
+      run.fin[i].assign(gn.in.size(), nullptr);
+      run.bdin[i].assign(gn.in.size(), nullptr);
+      run.bdout[i].assign(no, nullptr);
+      run.fout[i].resize(no);
+      run.outs_c[i].assign(no, nullptr);
+      for (size_t k = 0; k < no; ++k) run.fout[i][k] = &run.val[i][k];
+      if (gn.input_slot < 0) run.st[i] = gn.layer->make_state();
+    }
+    run.planned = true;
+  }
+
+  void refresh_trainable(Run& run) {
+    unsigned long gen = detail::trainable_generation().load();
+    if (run.tw_generation == gen) return;
+    for (size_t i = 0; i < g_.size(); ++i)
+      run.has_tw[i] = g_[i].input_slot < 0 && layer_has_trainable(*g_[i].layer) ? 1 : 0;
+    run.tw_generation = gen;
+  }
+  static bool layer_has_trainable(const Layer<T>& l) { return l.has_trainable_weights(); }
+
+  const Tensor<T>* ptr(Run& run, const std::pair<int, int>& pr) const {
+    const auto& gn = g_[static_cast<size_t>(pr.first)];
+    if (gn.input_slot >= 0) return run.input_ptr[static_cast<size_t>(gn.input_slot)];
+    return &run.val[static_cast<size_t>(pr.first)][static_cast<size_t>(pr.second)];
+  }
+
+  /// Where consumer `n` writes the gradient for its input slot `s`.
+  Tensor<T>* grad_target(Run& run, int n, int s) {
+    const auto& pr = g_[static_cast<size_t>(n)].in[static_cast<size_t>(s)];
+    if (contrib_[static_cast<size_t>(pr.first)][static_cast<size_t>(pr.second)].size() == 1)
+      return &run.grad[static_cast<size_t>(pr.first)][static_cast<size_t>(pr.second)];
+    return &run.scratch[static_cast<size_t>(n)][static_cast<size_t>(s)];
+  }
+  /// Total gradient of node n's output k (summing fan-out contributions when there are several).
+  const Tensor<T>* gather_grad(Run& run, const In<T>& dout, int n, int k) {
+    const auto& cs = contrib_[static_cast<size_t>(n)][static_cast<size_t>(k)];
+    Tensor<T>& g = run.grad[static_cast<size_t>(n)][static_cast<size_t>(k)];
+    auto src = [&](const Contrib& c) -> const Tensor<T>* {
+      if (c.consumer < 0) return dout[static_cast<size_t>(c.slot)];
+      if (cs.size() == 1) return &g;
+      return &run.scratch[static_cast<size_t>(c.consumer)][static_cast<size_t>(c.slot)];
+    };
+    if (cs.empty()) {
+      const Tensor<T>* v = ptr(run, {n, k});
+      g.resize(v->shape());
+      g.set_zero();
+      return &g;
+    }
+    if (cs.size() == 1) return src(cs[0]);
+    bool first = true;
+    for (const auto& c : cs) {
+      if (c.consumer >= 0 && !run.need[static_cast<size_t>(c.consumer)]) continue;
+      const Tensor<T>* s = src(c);
+      if (first) {
+        g.resize(s->shape());
+        std::copy(s->begin(), s->end(), g.begin());
+        first = false;
+      } else {
+        g.array() += s->array();
+      }
+    }
+    if (first) {
+      const Tensor<T>* v = ptr(run, {n, k});
+      g.resize(v->shape());
+      g.set_zero();
+    }
+    return &g;
+  }
+
+  std::vector<GNode> g_;
+  std::vector<std::vector<std::vector<Contrib>>> contrib_;
+  std::vector<std::shared_ptr<Layer<T>>> layers_;
+  std::vector<int> in_nodes_;
+  std::vector<std::pair<int, int>> out_refs_;
+  std::vector<KerasTensor<T>> inputs_, outputs_;
+  Run predict_run_, train_run_;
+  std::optional<CompileState<T>> compiled_;
+  std::vector<Param<T>*> train_params_;
+  std::vector<Tensor<T>> dout_;
+  In<T> dout_ptr_;
+  Out<T> no_din_;
+  std::vector<double> last_output_loss_;
+};
+
+/// A linear stack of layers (keras.Sequential). Its layers() exclude the InputLayer, as in Keras.
+template <class T = float>
+class Sequential : public Model<T> {
+ public:
+  explicit Sequential(std::string name = {}) : Model<T>(std::move(name)) {}
+  /// Sequential(model_a.layers() minus the last): the layer objects are shared, as in Keras.
+  explicit Sequential(const std::vector<std::shared_ptr<Layer<T>>>& layers, std::string name = {})
+      : Model<T>(std::move(name)) {
+    for (auto& l : layers) add_no_rebuild(l);
+    rebuild();
+  }
+  std::string class_name() const override { return "Sequential"; }
+
+  /// Append a layer (an InputLayer first sets the input shape).
+  void add(std::shared_ptr<Layer<T>> layer) {
+    add_no_rebuild(std::move(layer));
+    rebuild();
+  }
+  /// model.add<graft::Dense>(64, "relu")
+  template <template <class> class L, class... A>
+  std::shared_ptr<L<T>> add(A&&... args) {
+    auto l = std::make_shared<L<T>>(std::forward<A>(args)...);
+    add(l);
+    return l;
+  }
+  /// Remove and return the last layer.
+  std::shared_ptr<Layer<T>> pop() {
+    if (seq_.empty()) throw value_error(detail::cat("Sequential '", this->name(), "': pop() on an empty model"));
+    auto l = seq_.back();
+    seq_.pop_back();
+    rebuild();
+    return l;
+  }
+  /// Set the per-sample input shape explicitly (Keras model.build((None, ...))).
+  void build_input(const Shape& shape_without_batch) {
+    input_ = std::make_shared<InputLayer<T>>(shape_without_batch, input_name());
+    rebuild();
+  }
+  bool has_input_shape() const { return static_cast<bool>(input_); }
+  std::shared_ptr<InputLayer<T>> input_layer() const { return input_; }
+
+  json get_config() const override {
+    json layers = json::array();
+    if (input_) layers.push_back({{"class_name", "InputLayer"}, {"config", input_->get_config()}});
+    for (auto& l : seq_) layers.push_back({{"class_name", l->class_name()}, {"config", l->get_config()}});
+    return json{{"name", this->name()}, {"trainable", this->trainable()}, {"layers", layers}};
+  }
+
+ protected:
+  void ensure_built(const std::vector<Tensor<T>>& x) override {
+    if (!this->g_.empty()) return;
+    if (seq_.empty()) throw value_error(detail::cat("Sequential '", this->name(), "' has no layers"));
+    if (x.empty() || x[0].rank() == 0) throw value_error("Sequential: cannot infer the input shape");
+    Shape s(x[0].shape().begin() + 1, x[0].shape().end());
+    build_input(s);
+  }
+
+ private:
+  std::string input_name() const { return this->name() + "_input"; }
+  void add_no_rebuild(std::shared_ptr<Layer<T>> layer) {
+    if (!layer) throw value_error("Sequential: cannot add a null layer");
+    if (auto il = std::dynamic_pointer_cast<InputLayer<T>>(layer)) {
+      if (!seq_.empty())
+        throw value_error(detail::cat("Sequential '", this->name(), "': an InputLayer can only be the first layer"));
+      input_ = il;
+      return;
+    }
+    for (auto& l : seq_)
+      if (l->name() == layer->name())
+        throw value_error(detail::cat("Sequential '", this->name(), "': a layer named '", layer->name(), "' is already in the model"));
+    seq_.push_back(std::move(layer));
+  }
+  void rebuild() {
+    if (!input_ && !seq_.empty() && seq_.front()->is_model()) {
+      auto& m = static_cast<Model<T>&>(*seq_.front());
+      if (m.num_inputs() == 1) {
+        const Shape& s = m.inputs()[0].shape();
+        input_ = InputLayer<T>::with_batch_shape(s, input_name());
+      }
+    }
+    if (!input_ || seq_.empty()) {
+      this->g_.clear();
+      this->layers_ = seq_;
+      return;
+    }
+    KerasTensor<T> x = input_->output_tensor();
+    KerasTensor<T> in = x;
+    for (auto& l : seq_) {
+      auto outs = l->call({x}, false);
+      if (outs.size() != 1)
+        throw value_error(detail::cat("Sequential '", this->name(), "': layer '", l->name(), "' has ", outs.size(),
+                                      " outputs; Sequential layers must have one"));
+      x = outs[0];
+    }
+    this->init_graph({in}, {x});
+    this->layers_ = seq_;  // Keras: Sequential.layers excludes the InputLayer
+  }
+  std::vector<std::shared_ptr<Layer<T>>> seq_;
+  std::shared_ptr<InputLayer<T>> input_;
+};
+
+}  // namespace graft
+
+#include "graft/model/summary.hpp"

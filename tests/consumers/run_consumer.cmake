@@ -1,0 +1,27 @@
+# Configure, build and run a consumer project of graft.
+#   MODE=find_package: install graft from BINARY_DIR into WORK_DIR/prefix, then find_package(graft).
+#   MODE=add_subdirectory: the consumer adds SOURCE_DIR with add_subdirectory.
+file(REMOVE_RECURSE "${WORK_DIR}")
+file(MAKE_DIRECTORY "${WORK_DIR}")
+set(args -S "${SOURCE_DIR}/tests/consumers/${MODE}" -B "${WORK_DIR}/build" -DCMAKE_BUILD_TYPE=Release)
+if(MODE STREQUAL "find_package")
+  execute_process(COMMAND ${CMAKE_COMMAND} --install "${BINARY_DIR}" --prefix "${WORK_DIR}/prefix"
+                  RESULT_VARIABLE rc OUTPUT_QUIET)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "installing graft failed (${rc})")
+  endif()
+  list(APPEND args "-DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix")
+else()
+  list(APPEND args "-DGRAFT_SOURCE_DIR=${SOURCE_DIR}")
+endif()
+foreach(step "${args}" "--build;${WORK_DIR}/build;-j2")
+  execute_process(COMMAND ${CMAKE_COMMAND} ${step} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "consumer ${MODE}: cmake ${step} failed:\n${out}\n${err}")
+  endif()
+endforeach()
+execute_process(COMMAND "${WORK_DIR}/build/consumer" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "consumer ${MODE} failed (${rc}):\n${out}\n${err}")
+endif()
