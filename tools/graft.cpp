@@ -1,10 +1,238 @@
-// graft command line: summary / predict / fit on Keras .h5 files. (Filled in with the HDF5 I/O.)
+// graft — command-line access to Keras .h5 files:
+//   graft summary MODEL
+//   graft predict MODEL --input IN.h5 --output OUT.h5 [--batch-size N]
+//   graft fit MODEL --data DATA.h5 --output OUT.h5 [--epochs N] [--batch-size N] [--no-shuffle] [--seed S] [--verbose]
+// Exit status 0 on success; on any error one line on stderr and a non-zero status.
 #include <graft/graft.hpp>
 
+#include <cstdlib>
 #include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+const char* kUsage =
+    "usage:\n"
+    "  graft summary MODEL\n"
+    "      layers, output shapes, parameter counts and Keras version of a .h5 model;\n"
+    "      for a weights-only file, its layers and weight shapes\n"
+    "  graft predict MODEL --input IN.h5 --output OUT.h5 [--batch-size N]\n"
+    "      reads x (or x0, x1, ...) from IN.h5, writes y (or y0, y1, ...) as float32\n"
+    "  graft fit MODEL --data DATA.h5 --output OUT.h5 [--epochs N] [--batch-size N]\n"
+    "            [--no-shuffle] [--seed S] [--verbose]\n"
+    "      trains with the loss and optimizer stored in MODEL (datasets x_train, y_train\n"
+    "      or x_train0.., y_train0..), then saves the trained model to OUT.h5\n";
+
+struct Args {
+  std::string cmd, model;
+  std::map<std::string, std::string> opt;
+  std::vector<std::string> flags;
+  bool flag(const std::string& f) const {
+    for (auto& x : flags)
+      if (x == f) return true;
+    return false;
+  }
+  std::string get(const std::string& k, const std::string& d = {}) const {
+    auto it = opt.find(k);
+    return it == opt.end() ? d : it->second;
+  }
+  std::string need(const std::string& k) const {
+    auto it = opt.find(k);
+    if (it == opt.end()) throw graft::value_error("missing " + k + " (see graft --help)");
+    return it->second;
+  }
+  long long num(const std::string& k, long long d) const {
+    auto it = opt.find(k);
+    if (it == opt.end()) return d;
+    char* end = nullptr;
+    long long v = std::strtoll(it->second.c_str(), &end, 10);
+    if (!end || *end || it->second.empty()) throw graft::value_error(k + " expects an integer, got '" + it->second + "'");
+    return v;
+  }
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  std::vector<std::string> pos;
+  const std::vector<std::string> valued = {"--input", "--output", "--batch-size", "--data", "--epochs", "--seed"};
+  for (int i = 1; i < argc; ++i) {
+    std::string s = argv[i];
+    if (s.rfind("--", 0) == 0) {
+      bool v = false;
+      for (auto& k : valued) v = v || k == s;
+      if (v) {
+        if (i + 1 >= argc) throw graft::value_error(s + " needs a value");
+        a.opt[s] = argv[++i];
+      } else if (s == "--no-shuffle" || s == "--verbose" || s == "--help") {
+        a.flags.push_back(s);
+      } else {
+        throw graft::value_error("unknown option " + s + " (see graft --help)");
+      }
+    } else {
+      pos.push_back(s);
+    }
+  }
+  if (!pos.empty()) a.cmd = pos[0];
+  if (pos.size() > 1) a.model = pos[1];
+  if (pos.size() > 2) throw graft::value_error("unexpected argument '" + pos[2] + "'");
+  return a;
+}
+
+/// Datasets `prefix` or prefix0, prefix1, ... (n of them) from an HDF5 file.
+std::vector<graft::Tensor<float>> read_arrays(const std::string& path, const std::string& prefix, size_t n) {
+  auto f = graft::h5::File::open(path);
+  auto root = graft::h5::Group::root(f);
+  std::vector<graft::Tensor<float>> r;
+  if (n == 1 && root.kind(prefix) == graft::h5::Group::Kind::dataset) {
+    r.push_back(graft::h5::read_dataset<float>(root, prefix));
+    return r;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    std::string name = prefix + std::to_string(i);
+    if (root.kind(name) != graft::h5::Group::Kind::dataset) {
+      if (n == 1)
+        throw graft::format_error(path + ": no dataset '" + prefix + "' (or '" + prefix + "0')");
+      throw graft::format_error(path + ": the model has " + std::to_string(n) + " inputs/outputs but dataset '" + name +
+                                "' is missing (expected " + prefix + "0.." + prefix + std::to_string(n - 1) + ")");
+    }
+    r.push_back(graft::h5::read_dataset<float>(root, name));
+  }
+  return r;
+}
+
+int summary(const Args& a) {
+  auto info = graft::inspect_keras_file(a.model);
+  std::cout << "File: " << a.model << "\n";
+  std::cout << "Keras version: " << (info.keras_version.empty() ? "(not recorded)" : info.keras_version);
+  if (!info.backend.empty()) std::cout << ", backend: " << info.backend;
+  if (!info.writer.empty()) std::cout << ", written by " << info.writer;
+  std::cout << "\n";
+  if (info.layout == "legacy_h5") {
+    graft::LoadOptions o;
+    o.compile = false;
+    auto m = graft::load_model<float>(a.model, o);
+    m->summary(std::cout);
+    if (info.has_training_config) {
+      try {
+        graft::LoadOptions oc;
+        oc.warn = [](const std::string&) {};
+        auto mc = graft::load_model<float>(a.model, oc);
+        const auto& cs = mc->compile_state();
+        std::cout << "Compiled: optimizer " << cs.optimizer->class_name() << " (learning_rate "
+                  << cs.optimizer->learning_rate() << ", iterations " << cs.optimizer->iterations() << "), loss";
+        for (auto& l : cs.losses) std::cout << " " << (l ? l->name() : "none");
+        std::cout << "\n";
+      } catch (const graft::error& e) {
+        std::cout << "Compiled, but the training configuration cannot be used: " << e.message() << "\n";
+      }
+    } else {
+      std::cout << "Not compiled (no training_config)\n";
+    }
+    return 0;
+  }
+  // weights-only: list what it holds
+  auto f = graft::h5::File::open(a.model);
+  auto root = graft::h5::Group::root(f);
+  long long total = 0;
+  std::function<void(graft::h5::Group&, const std::string&)> walk = [&](graft::h5::Group& g, const std::string& indent) {
+    for (auto& c : g.children()) {
+      auto k = g.kind(c);
+      if (k == graft::h5::Group::Kind::dataset) {
+        auto s = graft::h5::dataset_shape(g, c);
+        long long n = 1;
+        for (auto d : s) n *= d;
+        total += n;
+        std::cout << indent << c << " " << graft::shape_str(s) << "\n";
+      } else if (k == graft::h5::Group::Kind::group) {
+        auto sub = g.group(c);
+        std::cout << indent << c << "/\n";
+        walk(sub, indent + "  ");
+      }
+    }
+  };
+  if (info.layout == "legacy_weights") {
+    auto g = root.has_strings_attr("layer_names") ? root : root.group("model_weights");
+    std::cout << "Weights-only file (legacy save_weights layout)\n";
+    for (auto& ln : g.strings_attr("layer_names")) {
+      auto lg = g.group(ln);
+      auto wn = lg.strings_attr("weight_names");
+      std::cout << "  " << ln << (wn.empty() ? "  (no weights)" : "") << "\n";
+      for (auto& w : wn) {
+        auto s = graft::h5::dataset_shape(lg, w);
+        long long n = 1;
+        for (auto d : s) n *= d;
+        total += n;
+        std::cout << "    " << w << " " << graft::shape_str(s) << "\n";
+      }
+    }
+  } else {
+    std::cout << "Weights-only file (Keras 3 .weights.h5 layout)\n";
+    walk(root, "  ");
+  }
+  std::cout << "Total values: " << total << "\n";
+  return 0;
+}
+
+int predict(const Args& a) {
+  graft::LoadOptions o;
+  o.compile = false;
+  auto m = graft::load_model<float>(a.model, o);
+  const long long bs = a.num("--batch-size", 32);
+  if (bs <= 0) throw graft::value_error("--batch-size must be positive");
+  std::string in = a.need("--input"), out = a.need("--output");
+  auto x = read_arrays(in, "x", m->num_inputs());
+  auto y = m->predict(x, bs);
+  graft::detail::atomic_write(out, [&](graft::h5::File& f) {
+    auto root = graft::h5::Group::root(f);
+    for (size_t j = 0; j < y.size(); ++j)
+      graft::h5::write_dataset(root, y.size() == 1 ? "y" : "y" + std::to_string(j), y[j]);
+  });
+  return 0;
+}
+
+int fit(const Args& a) {
+  auto m = graft::load_model<float>(a.model);
+  if (!m->compiled())
+    throw graft::value_error(a.model + ": the model has no training_config (it was never compiled), so there is no loss or optimizer to train with");
+  std::string data = a.need("--data"), out = a.need("--output");
+  auto x = read_arrays(data, "x_train", m->num_inputs());
+  auto y = read_arrays(data, "y_train", m->num_outputs());
+  graft::FitOptions<float> o;
+  o.epochs = static_cast<int>(a.num("--epochs", 1));
+  o.batch_size = a.num("--batch-size", 32);
+  o.shuffle = !a.flag("--no-shuffle");
+  if (a.opt.count("--seed")) o.seed = static_cast<std::uint64_t>(a.num("--seed", 0));
+  o.verbose = a.flag("--verbose") ? 2 : 0;
+  m->fit(x, y, o);
+  graft::save_model(*m, out);
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  (void)argv;
-  std::cerr << "graft: the command line needs the Keras file support, which is being added\n";
-  return argc > 0 ? 2 : 2;
+  try {
+    Args a = parse(argc, argv);
+    if (a.flag("--help") || a.cmd == "help") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (a.cmd.empty()) {
+      std::cerr << kUsage;
+      return 2;
+    }
+    if (a.model.empty()) throw graft::value_error("missing MODEL (see graft --help)");
+    if (a.cmd == "summary") return summary(a);
+    if (a.cmd == "predict") return predict(a);
+    if (a.cmd == "fit") return fit(a);
+    throw graft::value_error("unknown command '" + a.cmd + "' (summary, predict, fit)");
+  } catch (const std::exception& e) {
+    std::string m = e.what();
+    for (auto& c : m)
+      if (c == '\n') c = ' ';
+    std::cerr << "graft: " << m << std::endl;
+    return 1;
+  }
 }

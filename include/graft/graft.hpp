@@ -11,6 +11,7 @@
 #include "graft/core/random.hpp"
 #include "graft/core/tensor.hpp"
 #include "graft/io/keras_config.hpp"
+#include "graft/io/keras_h5.hpp"
 #include "graft/layers/builtin.hpp"
 #include "graft/layers/registry.hpp"
 #include "graft/model/model.hpp"

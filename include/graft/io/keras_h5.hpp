@@ -1,0 +1,649 @@
+// graft — Keras HDF5 files: load_model (Keras 1, Keras 2, TF-Keras 2.x, Keras 3 legacy .h5),
+// load_weights (legacy layout and Keras 3 .weights.h5), save_model / save_weights (legacy .h5 that
+// Keras 3 and TF-Keras 2.x load), written atomically.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <unistd.h>
+#endif
+
+#include "graft/io/hdf5.hpp"
+#include "graft/io/keras_config.hpp"
+#include "graft/model/model.hpp"
+
+namespace graft {
+
+/// Version written into the files graft saves (`graft_version` root attribute).
+constexpr const char* kGraftVersion = "0.1.0";
+
+struct LoadOptions {
+  /// Restore the compile state (loss, metrics, optimizer and its slots) from training_config.
+  bool compile = true;
+  /// Called with non-fatal problems (e.g. optimizer state that does not match); default: stderr.
+  std::function<void(const std::string&)> warn;
+};
+
+struct LoadWeightsOptions {
+  /// Match file layers to model layers by name instead of by position (legacy .h5 only).
+  bool by_name = false;
+  /// With by_name: skip layers whose weight count or shapes differ instead of failing.
+  bool skip_mismatch = false;
+};
+
+struct SaveOptions {
+  bool include_optimizer = true;
+};
+
+/// What a Keras file is, without building a model.
+struct KerasFileInfo {
+  std::string path;
+  std::string keras_version;  ///< "" when the file does not say
+  std::string backend;
+  std::string writer;         ///< "graft x.y.z" for files graft wrote
+  bool has_model_config = false;
+  bool has_training_config = false;
+  bool has_optimizer_weights = false;
+  /// "legacy_h5" (model.save .h5), "legacy_weights" (save_weights .h5), "keras3_weights" (.weights.h5)
+  std::string layout;
+};
+
+namespace detail {
+
+inline void default_warn(const std::string& m) { std::cerr << "graft: warning: " << m << std::endl; }
+
+inline std::string strip_colon_suffix(const std::string& s) {
+  size_t c = s.rfind(':');
+  if (c != std::string::npos && c + 1 < s.size() &&
+      s.find_first_not_of("0123456789", c + 1) == std::string::npos)
+    return s.substr(0, c);
+  return s;
+}
+
+/// Parse a JSON attribute, naming file and attribute on failure.
+inline json parse_json_attr(h5::Group& g, const std::string& name) {
+  std::string text = g.string_attr(name);
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    throw format_error(detail::cat(g.where(), ": attribute '", name, "' is not valid JSON: ", e.what()));
+  }
+}
+
+template <class T>
+bool is_weightless(Layer<T>& l) {
+  return l.weights().empty();
+}
+
+/// Canonical param name for matching names found in files ("W" -> "kernel", ...).
+inline std::string canonical_param(std::string p) {
+  if (p == "W" || p == "depthwise_kernel") return "kernel";
+  if (p == "b") return "bias";
+  if (p == "running_mean") return "moving_mean";
+  if (p == "running_std") return "moving_variance";
+  return p;
+}
+
+/// Target weights of a nested model for the names a file lists: by "<layer>/<param>" names when
+/// they resolve completely and uniquely, otherwise in Keras' legacy order (all trainable weights
+/// first, then the non-trainable ones).
+template <class T>
+std::vector<Param<T>*> nested_targets(Model<T>& m, const std::vector<std::string>& names) {
+  std::vector<Param<T>*> positional = m.trainable_weights();
+  for (Param<T>* p : m.non_trainable_weights()) positional.push_back(p);
+  if (names.size() != positional.size()) return positional;
+  std::multimap<std::string, Layer<T>*> by_name;
+  for (Layer<T>* l : m.unique_layers()) by_name.emplace(l->name(), l);
+  std::vector<Param<T>*> r;
+  std::set<Param<T>*> used;
+  for (const auto& full : names) {
+    std::string n = strip_colon_suffix(full);
+    std::string layer, param;
+    size_t slash = n.rfind('/');
+    if (slash != std::string::npos) {
+      param = n.substr(slash + 1);
+      std::string rest = n.substr(0, slash);
+      size_t s2 = rest.rfind('/');
+      layer = s2 == std::string::npos ? rest : rest.substr(s2 + 1);
+    } else {
+      size_t u = n.rfind('_');  // Keras 1: dense_1_W
+      if (u == std::string::npos) return positional;
+      layer = n.substr(0, u);
+      param = n.substr(u + 1);
+    }
+    if (by_name.count(layer) != 1) return positional;
+    Layer<T>* l = by_name.find(layer)->second;
+    Param<T>* found = nullptr;
+    for (Param<T>* p : l->weights())
+      if (canonical_param(p->name) == canonical_param(param)) found = p;
+    if (!found || !used.insert(found).second) return positional;
+    r.push_back(found);
+  }
+  return r;
+}
+
+/// Where the weights listed in a file group go, for one model layer.
+template <class T>
+std::vector<Param<T>*> weight_targets(Layer<T>& l, const std::vector<std::string>& names) {
+  if (l.is_model()) return nested_targets(static_cast<Model<T>&>(l), names);
+  return l.weights();
+}
+
+/// Read the weights of one file layer group for model layer `l` (all before assigning any).
+template <class T>
+bool load_layer_group(Layer<T>& l, h5::Group& lg, bool skip_mismatch, const std::function<void(const std::string&)>& warn) {
+  std::vector<std::string> names = lg.strings_attr("weight_names");
+  std::vector<Param<T>*> targets = weight_targets(l, names);
+  if (names.size() != targets.size()) {
+    std::string m = detail::cat(lg.where(), ": layer '", l.name(), "' (", l.class_name(), ") has ", targets.size(),
+                                " weights in the model but ", names.size(), " in the file");
+    if (skip_mismatch) {
+      warn(m + "; skipped");
+      return false;
+    }
+    throw format_error(m);
+  }
+  std::vector<Tensor<T>> values;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const Shape& want = targets[i]->value.shape();
+    Shape got = h5::dataset_shape(lg, names[i]);
+    if (got != want) {
+      std::string m = detail::cat(lg.where(names[i]), ": weight '", targets[i]->name, "' of layer '", l.name(), "' (",
+                                  l.class_name(), ") has shape ", shape_str(got), " in the file but ", shape_str(want),
+                                  " in the model");
+      if (skip_mismatch) {
+        warn(m + "; layer skipped");
+        return false;
+      }
+      throw shape_error(m);
+    }
+    values.push_back(h5::read_dataset<T>(lg, names[i], &want));
+  }
+  for (size_t i = 0; i < names.size(); ++i) targets[i]->value = std::move(values[i]);
+  return true;
+}
+
+/// keras legacy load_weights_from_hdf5_group (topological) / _by_name, on group `g` (the root of a
+/// save_weights file, or model_weights of a full-model file). `strict_names`: full-model files,
+/// where the architecture comes from the same file, pair layers by name and must cover all.
+template <class T>
+void load_legacy_weights(Model<T>& model, h5::Group& g, const LoadWeightsOptions& o, bool strict_names,
+                         const std::function<void(const std::string&)>& warn) {
+  if (!g.has_strings_attr("layer_names"))
+    throw format_error(detail::cat(g.where(), ": no 'layer_names' attribute (not a Keras weights group)"));
+  std::vector<std::string> file_layers = g.strings_attr("layer_names");
+  std::vector<std::string> with_weights;
+  for (const auto& n : file_layers) {
+    h5::Group lg = g.group(n);
+    if (!lg.strings_attr("weight_names").empty()) with_weights.push_back(n);
+  }
+  const auto& layers = model.layers();
+  if (o.by_name || strict_names) {
+    std::set<std::string> done;
+    for (const auto& n : with_weights) {
+      std::shared_ptr<Layer<T>> target;
+      for (const auto& l : layers)
+        if (l->name() == n) target = l;
+      if (!target) {
+        if (strict_names)
+          throw format_error(detail::cat(g.where(n), ": the file has weights for layer '", n, "', which the model does not have"));
+        continue;
+      }
+      h5::Group lg = g.group(n);
+      load_layer_group(*target, lg, o.skip_mismatch, warn);
+      done.insert(n);
+    }
+    if (strict_names)
+      for (const auto& l : layers)
+        if (!is_weightless(*l) && !done.count(l->name()))
+          throw format_error(detail::cat(g.where(), ": the file has no weights for layer '", l->name(), "' (", l->class_name(), ")"));
+    return;
+  }
+  std::vector<std::shared_ptr<Layer<T>>> model_layers;
+  for (const auto& l : layers)
+    if (!is_weightless(*l)) model_layers.push_back(l);
+  if (model_layers.size() != with_weights.size())
+    throw format_error(detail::cat(g.where(), ": layer count mismatch: the model has ", model_layers.size(),
+                                   " layers with weights, the file has ", with_weights.size()));
+  for (size_t i = 0; i < model_layers.size(); ++i) {
+    h5::Group lg = g.group(with_weights[i]);
+    load_layer_group(*model_layers[i], lg, false, warn);
+  }
+}
+
+/// Keras 3 .weights.h5: layers/<snake_case class key>/vars/<i>, nested models recurse.
+template <class T>
+void load_keras3_weights(Model<T>& model, h5::Group& g, const std::function<void(const std::string&)>& warn) {
+  std::string container;
+  for (const char* c : {"layers", "_layer_checkpoint_dependencies"})
+    if (g.has_child(c)) container = c;
+  std::map<std::string, int> used;
+  for (const auto& l : model.layers()) {
+    std::string key = detail::to_snake_case(l->class_name() == "Functional" ? "Functional" : l->class_name());
+    int k = used.count(key) ? ++used[key] : (used[key] = 0);
+    if (k > 0) key += "_" + std::to_string(k);
+    std::string path = container + "/" + key;
+    h5::Group::Kind kind = container.empty() ? h5::Group::Kind::none : g.kind(path);
+    if (kind == h5::Group::Kind::none) {
+      // TF-Keras 2.15 on Windows wrote literal backslashes: "layers\\dense"
+      std::string alt = "layers\\" + key;
+      if (g.has_child(alt)) {
+        path = alt;
+        kind = h5::Group::Kind::group;
+      }
+    }
+    if (l->is_model()) {
+      if (kind != h5::Group::Kind::group) throw format_error(detail::cat(g.where(path), ": no weights for nested model '", l->name(), "'"));
+      h5::Group sub = g.group(path);
+      load_keras3_weights(static_cast<Model<T>&>(*l), sub, warn);
+      continue;
+    }
+    std::vector<Param<T>*> ps = l->weights();
+    if (ps.empty()) continue;
+    if (kind != h5::Group::Kind::group)
+      throw format_error(detail::cat(g.where(path), ": no weights for layer '", l->name(), "' (", l->class_name(), ")"));
+    h5::Group lg = g.group(path);
+    if (!lg.has_child("vars")) throw format_error(detail::cat(lg.where(), ": no 'vars' group"));
+    h5::Group vg = lg.group("vars");
+    auto kids = vg.children();
+    if (kids.size() != ps.size())
+      throw format_error(detail::cat(vg.where(), ": layer '", l->name(), "' (", l->class_name(), ") has ", ps.size(),
+                                     " weights in the model but ", kids.size(), " in the file"));
+    std::vector<Tensor<T>> vals;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      const Shape& want = ps[i]->value.shape();
+      Shape got = h5::dataset_shape(vg, std::to_string(i));
+      if (got != want)
+        throw shape_error(detail::cat(vg.where(std::to_string(i)), ": weight '", ps[i]->name, "' of layer '", l->name(), "' has shape ",
+                                      shape_str(got), " in the file but ", shape_str(want), " in the model"));
+      vals.push_back(h5::read_dataset<T>(vg, std::to_string(i), &want));
+    }
+    for (size_t i = 0; i < ps.size(); ++i) ps[i]->value = std::move(vals[i]);
+  }
+  (void)warn;
+}
+
+/// Losses per output from a training_config "loss" entry.
+template <class T>
+std::vector<std::shared_ptr<Loss<T>>> losses_from_config(const json& j, const Model<T>& m, const std::string& where) {
+  size_t no = m.num_outputs();
+  std::vector<std::shared_ptr<Loss<T>>> r;
+  auto one = [&](const json& v) -> std::shared_ptr<Loss<T>> {
+    if (v.is_null()) return nullptr;
+    return make_loss<T>(v, where);
+  };
+  if (j.is_array()) {
+    for (const auto& v : j) r.push_back(one(v));
+  } else if (j.is_object() && !j.contains("class_name")) {
+    auto names = m.output_names();
+    for (const auto& n : names) r.push_back(j.contains(n) ? one(j[n]) : nullptr);
+  } else {
+    r.push_back(one(j));
+  }
+  if (r.size() == 1 && no > 1) r.assign(no, r[0]);
+  if (r.size() != no)
+    throw format_error(detail::cat(where, ": ", r.size(), " losses for a model with ", no, " outputs"));
+  return r;
+}
+
+inline std::vector<std::vector<json>> metrics_from_config(const json& j, size_t no, const std::vector<std::string>& names) {
+  std::vector<std::vector<json>> r(no);
+  if (j.is_null()) return r;
+  auto add_list = [](const json& v, std::vector<json>& dst) {
+    if (v.is_array()) {
+      for (const auto& e : v)
+        if (!e.is_null()) dst.push_back(e);
+    } else if (!v.is_null()) {
+      dst.push_back(v);
+    }
+  };
+  if (j.is_object() && !j.contains("class_name")) {
+    for (size_t k = 0; k < no; ++k)
+      if (j.contains(names[k])) add_list(j[names[k]], r[k]);
+    return r;
+  }
+  if (j.is_array()) {
+    bool nested = !j.empty();
+    for (const auto& e : j) nested = nested && (e.is_array() || e.is_null());
+    if (nested && (j.size() == no || no == 1)) {
+      for (size_t k = 0; k < j.size() && k < no; ++k) add_list(j[k], r[k]);
+      if (no == 1 && j.size() > 1)
+        for (size_t k = 1; k < j.size(); ++k) add_list(j[k], r[0]);
+      return r;
+    }
+  }
+  for (size_t k = 0; k < no; ++k) add_list(j, r[k]);
+  return r;
+}
+
+/// Restore optimizer variables when they match (Keras 3 / TF-Keras >= 2.11 layout: iteration,
+/// [learning_rate], slots interleaved per variable; or the legacy TF layout grouped per slot).
+template <class T>
+void restore_optimizer(Model<T>& model, h5::Group& root, const std::function<void(const std::string&)>& warn) {
+  auto opt = model.optimizer();
+  h5::Group og = root.group("optimizer_weights");
+  std::vector<std::string> names = og.strings_attr("weight_names");
+  if (names.empty()) return;
+  auto params = model.trainable_weights();
+  opt->build(params);
+  long long iteration = -1;
+  double lr = -1;
+  std::vector<std::string> slots;
+  for (const auto& n : names) {
+    std::string s = strip_colon_suffix(n);
+    std::string leaf = s.substr(s.rfind('/') == std::string::npos ? 0 : s.rfind('/') + 1);
+    if (leaf == "iteration" || leaf == "iter" || leaf == "iterations") {
+      iteration = h5::read_scalar_int(og, n);
+    } else if (leaf == "learning_rate" || leaf == "lr") {
+      Tensor<double> v = h5::read_dataset<double>(og, n);
+      if (v.size() == 1) lr = v[0];
+    } else {
+      slots.push_back(n);
+    }
+  }
+  auto vars = opt->slot_variables();
+  auto try_assign = [&](const std::vector<size_t>& order) {
+    if (order.size() != slots.size()) return false;
+    std::vector<Shape> shapes;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      Shape s = h5::dataset_shape(og, slots[i]);
+      if (s != vars[order[i]].value->shape()) return false;
+      shapes.push_back(s);
+    }
+    for (size_t i = 0; i < slots.size(); ++i) {
+      Shape want = vars[order[i]].value->shape();
+      *vars[order[i]].value = h5::read_dataset<T>(og, slots[i], &want);
+    }
+    return true;
+  };
+  std::vector<size_t> interleaved(vars.size());
+  for (size_t i = 0; i < vars.size(); ++i) interleaved[i] = i;
+  // grouped: for each slot kind of the first group, all variables
+  std::vector<size_t> grouped;
+  {
+    std::vector<std::string> kinds;
+    for (auto& v : vars)
+      if (std::find(kinds.begin(), kinds.end(), v.slot) == kinds.end()) kinds.push_back(v.slot);
+    for (auto& k : kinds)
+      for (size_t i = 0; i < vars.size(); ++i)
+        if (vars[i].slot == k) grouped.push_back(i);
+  }
+  bool ok = slots.empty() && vars.empty();
+  if (!ok) ok = try_assign(interleaved);
+  if (!ok && grouped != interleaved) ok = try_assign(grouped);
+  if (!ok) {
+    warn(detail::cat(og.where(), ": the saved optimizer state (", slots.size(), " slot variables) does not match ",
+                     opt->class_name(), " on this model (", vars.size(), "); training continues with a fresh optimizer state"));
+    opt->reset();
+    return;
+  }
+  if (iteration >= 0) opt->set_iterations(iteration);
+  if (lr >= 0 && !opt->schedule() && opt->legacy_decay() == 0) opt->set_learning_rate(lr);
+}
+
+template <class T>
+void compile_from_training_config(Model<T>& model, h5::Group& root, const LoadOptions& o) {
+  json tc = parse_json_attr(root, "training_config");
+  const std::string where = root.where() + " training_config";
+  if (!tc.is_object()) throw format_error(where + ": not a JSON object");
+  if (!tc.contains("optimizer_config")) throw format_error(where + ": no optimizer_config");
+  auto opt = make_optimizer<T>(tc["optimizer_config"], where);
+  if (!tc.contains("loss")) throw format_error(where + ": no loss");
+  auto losses = losses_from_config<T>(tc["loss"], model, where);
+  auto metrics = metrics_from_config(tc.contains("metrics") ? tc["metrics"] : json(nullptr), model.num_outputs(), model.output_names());
+  std::vector<double> lw;
+  if (tc.contains("loss_weights") && !tc["loss_weights"].is_null()) {
+    const json& w = tc["loss_weights"];
+    if (w.is_number()) lw.assign(model.num_outputs(), w.get<double>());
+    else if (w.is_array())
+      for (auto& v : w) lw.push_back(static_cast<double>(v));
+    else if (w.is_object())
+      for (auto& n : model.output_names()) lw.push_back(w.contains(n) ? static_cast<double>(w[n]) : 1.0);
+  }
+  model.compile(opt, losses, metrics, lw);
+  if (root.has_child("optimizer_weights")) restore_optimizer(model, root, o.warn ? o.warn : default_warn);
+}
+
+/// Path of each weight of a model for names in files: "<layer>/<param>" for plain layers,
+/// "<model>/<layer>/.../<param>" inside nested models.
+template <class T>
+void weight_paths(Model<T>& m, const std::string& prefix, std::unordered_map<Param<T>*, std::string>& out) {
+  for (const auto& l : m.layers()) {
+    std::string base = prefix.empty() ? l->name() : prefix + "/" + l->name();
+    if (l->is_model()) {
+      weight_paths(static_cast<Model<T>&>(*l), base, out);
+      continue;
+    }
+    for (Param<T>* p : l->weights())
+      if (!out.count(p)) out[p] = base + "/" + p->name;
+  }
+}
+
+/// Legacy weight order of a layer (Keras _legacy_weights: trainable then non-trainable).
+template <class T>
+std::vector<Param<T>*> legacy_weights(Layer<T>& l) {
+  std::vector<Param<T>*> r = l.trainable_weights();
+  for (Param<T>* p : l.non_trainable_weights()) r.push_back(p);
+  return r;
+}
+
+/// Write the model_weights layout (root of a weights file, or the model_weights group).
+template <class T>
+void write_weights_group(Model<T>& model, h5::Group& g) {
+  std::unordered_map<Param<T>*, std::string> paths;
+  weight_paths(model, "", paths);
+  std::vector<std::string> names;
+  for (const auto& l : model.layers()) names.push_back(l->name());
+  g.write_strings_attr("layer_names", names);
+  g.write_string_attr("backend", "tensorflow");
+  g.write_string_attr("keras_version", "2.15.0");
+  for (const auto& l : model.layers()) {
+    h5::Group lg = g.create_group(l->name());
+    std::vector<std::string> wn;
+    std::vector<Param<T>*> ws = legacy_weights(*l);
+    for (Param<T>* p : ws) wn.push_back(paths.at(p));
+    lg.write_strings_attr("weight_names", wn);
+    for (size_t i = 0; i < ws.size(); ++i) h5::write_dataset(lg, wn[i], ws[i]->value);
+  }
+}
+
+/// Write to `path` atomically: `fn` fills a temporary file in the same folder, which then replaces
+/// `path`. On any failure the temporary file is removed and `path` is left untouched.
+inline void atomic_write(const std::string& path, const std::function<void(h5::File&)>& fn) {
+  static std::atomic<unsigned> counter{0};
+  std::string dir = ".", base = path;
+  size_t slash = path.rfind('/');
+  if (slash != std::string::npos) {
+    dir = path.substr(0, slash);
+    base = path.substr(slash + 1);
+    if (dir.empty()) dir = "/";
+  }
+  if (base.empty()) throw value_error(detail::cat(path, ": not a file name"));
+#if defined(__unix__) || defined(__APPLE__)
+  long pid = static_cast<long>(getpid());
+#else
+  long pid = 0;
+#endif
+  std::string tmp = detail::cat(dir, "/.", base, ".graft-tmp-", pid, "-", counter++);
+  try {
+    h5::File f = h5::File::create(tmp);
+    fn(f);
+    f.close();
+#if defined(__unix__) || defined(__APPLE__)
+    int fd = ::open(tmp.c_str(), O_RDONLY);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+#endif
+    if (std::rename(tmp.c_str(), path.c_str()) != 0)
+      throw io_error(detail::cat(path, ": cannot replace the file (rename from the temporary file failed)"));
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+}
+
+}  // namespace detail
+
+/// Describe a Keras file without building a model.
+inline KerasFileInfo inspect_keras_file(const std::string& path) {
+  h5::File f = h5::File::open(path);
+  h5::Group root = h5::Group::root(f);
+  KerasFileInfo info;
+  info.path = path;
+  info.has_model_config = root.has_attr("model_config");
+  info.has_training_config = root.has_attr("training_config");
+  info.has_optimizer_weights = root.has_child("optimizer_weights");
+  auto str = [&](h5::Group& g, const char* a) { return g.has_attr(a) ? g.string_attr(a) : std::string(); };
+  info.keras_version = str(root, "keras_version");
+  info.backend = str(root, "backend");
+  if (root.has_attr("graft_version")) info.writer = "graft " + root.string_attr("graft_version");
+  if (info.has_model_config) {
+    info.layout = "legacy_h5";
+    if (info.keras_version.empty() && root.has_child("model_weights")) {
+      h5::Group mw = root.group("model_weights");
+      info.keras_version = str(mw, "keras_version");
+    }
+  } else if (root.has_strings_attr("layer_names")) {
+    info.layout = "legacy_weights";
+  } else if (root.has_child("layers") || root.has_child("_layer_checkpoint_dependencies") || root.has_child("vars")) {
+    info.layout = "keras3_weights";
+  } else if (root.has_child("model_weights")) {
+    info.layout = "legacy_weights";
+  } else {
+    throw format_error(detail::cat(path, ": an HDF5 file, but not a Keras model or weights file (no model_config, layer_names or layers/)"));
+  }
+  return info;
+}
+
+/// keras.models.load_model for HDF5 files (any Keras generation; the extension does not matter).
+template <class T = float>
+std::shared_ptr<Model<T>> load_model(const std::string& path, const LoadOptions& o = {}) {
+  h5::File f = h5::File::open(path);
+  h5::Group root = h5::Group::root(f);
+  if (!root.has_attr("model_config")) {
+    if (root.has_strings_attr("layer_names") || root.has_child("layers") || root.has_child("vars"))
+      throw format_error(detail::cat(path, ": no model_config: this is a weights-only file; build the architecture "
+                                           "(e.g. model_from_json) and call load_weights"));
+    throw format_error(detail::cat(path, ": no model_config attribute: not a Keras model file"));
+  }
+  json cfg = detail::parse_json_attr(root, "model_config");
+  auto model = model_from_config<T>(cfg, path);
+  if (!root.has_child("model_weights")) throw format_error(detail::cat(path, ": no model_weights group"));
+  h5::Group mw = root.group("model_weights");
+  auto warn = o.warn ? o.warn : detail::default_warn;
+  detail::load_legacy_weights(*model, mw, LoadWeightsOptions{}, true, warn);
+  if (o.compile && root.has_attr("training_config")) detail::compile_from_training_config(*model, root, o);
+  return model;
+}
+
+/// model.load_weights: legacy save_weights files (root layer_names, Keras 1 included), the
+/// model_weights group of full-model files, and Keras 3 .weights.h5 (layers/<key>/vars/N).
+template <class T>
+void load_weights(Model<T>& model, const std::string& path, const LoadWeightsOptions& o = {}) {
+  h5::File f = h5::File::open(path);
+  h5::Group root = h5::Group::root(f);
+  auto warn = detail::default_warn;
+  if (root.has_strings_attr("layer_names")) {
+    detail::load_legacy_weights(model, root, o, false, warn);
+  } else if (root.has_child("model_weights") && root.group("model_weights").has_strings_attr("layer_names")) {
+    h5::Group mw = root.group("model_weights");
+    detail::load_legacy_weights(model, mw, o, false, warn);
+  } else if (root.has_child("layers") || root.has_child("_layer_checkpoint_dependencies") || root.has_child("vars")) {
+    if (o.by_name)
+      throw value_error(detail::cat(path, ": by_name loading is only possible for legacy .h5 weights (Keras 3 .weights.h5 is keyed by position)"));
+    detail::load_keras3_weights(model, root, warn);
+  } else {
+    throw format_error(detail::cat(path, ": not a Keras weights file (no layer_names attribute and no layers/ group)"));
+  }
+}
+
+/// keras model.save("x.h5"): legacy HDF5 that Keras 3 and TF-Keras 2.x load with
+/// keras.models.load_model, including the compile state and optimizer slots. Atomic.
+template <class T>
+void save_model(Model<T>& model, const std::string& path, const SaveOptions& so = {}) {
+  json cfg = model_to_config(model);
+  detail::atomic_write(path, [&](h5::File& f) {
+    h5::Group root = h5::Group::root(f);
+    root.write_string_attr("keras_version", "2.15.0", true);
+    root.write_string_attr("backend", "tensorflow", true);
+    root.write_string_attr("graft_version", kGraftVersion, true);
+    root.write_string_attr("model_config", cfg.dump());
+    h5::Group mw = root.create_group("model_weights");
+    detail::write_weights_group(model, mw);
+    h5::Group top = mw.create_group("top_level_model_weights");
+    top.write_strings_attr("weight_names", {});
+    if (model.compiled()) {
+      const auto& cs = model.compile_state();
+      json tc;
+      json loss = json::array();
+      for (auto& l : cs.losses) loss.push_back(l ? l->to_json() : json(nullptr));
+      tc["loss"] = loss.size() == 1 ? loss[0] : loss;
+      json metrics = json::array();
+      for (auto& m : cs.metrics) metrics.push_back(m);
+      tc["metrics"] = cs.metrics.size() == 1 ? (cs.metrics[0].empty() ? json(nullptr) : metrics[0]) : metrics;
+      bool unit = true;
+      for (double w : cs.loss_weights) unit = unit && w == 1.0;
+      tc["loss_weights"] = unit ? json(nullptr) : json(cs.loss_weights);
+      tc["weighted_metrics"] = nullptr;
+      tc["sample_weight_mode"] = nullptr;
+      tc["optimizer_config"] = {{"class_name", cs.optimizer->class_name()}, {"config", cs.optimizer->get_config()}};
+      root.write_string_attr("training_config", tc.dump());
+      auto vars = cs.optimizer->slot_variables();
+      bool have_state = cs.optimizer->iterations() > 0 || !vars.empty();
+      if (so.include_optimizer && have_state) {
+        std::unordered_map<Param<T>*, std::string> paths;
+        detail::weight_paths(model, model.name(), paths);
+        const std::string on = cs.optimizer->name();
+        std::vector<std::string> names{on + "/iteration"};
+        bool lr_var = !cs.optimizer->schedule() && cs.optimizer->legacy_decay() == 0;
+        if (lr_var) names.push_back(on + "/learning_rate");
+        std::vector<Tensor<T>*> vals;
+        for (auto& v : vars) {
+          auto it = paths.find(v.param);
+          std::string p = it == paths.end() ? v.param->name : it->second;
+          for (auto& c : p)
+            if (c == '/') c = '_';
+          names.push_back(on + "/" + p + "_" + v.slot);
+          vals.push_back(v.value);
+        }
+        h5::Group og = root.create_group("optimizer_weights");
+        og.write_strings_attr("weight_names", names);
+        h5::write_scalar_int(og, names[0], cs.optimizer->iterations());
+        size_t k = 1;
+        if (lr_var) {
+          Tensor<float> lr(Shape{}, static_cast<float>(cs.optimizer->base_learning_rate()));
+          h5::write_dataset(og, names[k++], lr);
+        }
+        for (auto* v : vals) h5::write_dataset(og, names[k++], *v);
+      }
+    }
+  });
+}
+
+/// Legacy save_weights (.h5): the model_weights layout at the root (readable by Keras 2/3's
+/// load_weights and by graft::load_weights). Atomic.
+template <class T>
+void save_weights(Model<T>& model, const std::string& path) {
+  detail::atomic_write(path, [&](h5::File& f) {
+    h5::Group root = h5::Group::root(f);
+    detail::write_weights_group(model, root);
+    root.write_string_attr("graft_version", kGraftVersion, true);
+  });
+}
+
+}  // namespace graft
