@@ -1,0 +1,341 @@
+// graft — shared machinery of the vision layers: padding rules (TF/Keras "same" with the extra
+// cell after, "causal"), 2-D geometry, im2col / col2im, the depthwise kernel, config helpers,
+// and the activation step shared by the convolution layers.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "graft/activations.hpp"
+#include "graft/core/config.hpp"
+#include "graft/core/gemm.hpp"
+#include "graft/core/tensor.hpp"
+#include "graft/layers/layer.hpp"
+
+#ifndef GRAFT_PRAGMA
+#define GRAFT_PRAGMA(x) _Pragma(#x)
+#endif
+/// `omp parallel for` when OpenMP is enabled, nothing otherwise (no unknown-pragma warnings).
+#ifndef GRAFT_OMP_FOR_IF
+#if defined(_OPENMP)
+#define GRAFT_OMP_FOR_IF(cond) GRAFT_PRAGMA(omp parallel for schedule(static) if (cond))
+#else
+#define GRAFT_OMP_FOR_IF(cond)
+#endif
+#endif
+
+namespace graft {
+
+/// A list of 1 or `rank` sizes (kernel_size, strides, dilation_rate, pool_size...):
+/// `3` and `{3, 3}` both work.
+struct Dims {
+  std::vector<Index> v;
+  Dims(Index x) : v{x} {}  // NOLINT: implicit on purpose
+  Dims(int x) : v{static_cast<Index>(x)} {}  // NOLINT
+  Dims(std::initializer_list<Index> l) : v(l) {}
+  Dims(std::vector<Index> x) : v(std::move(x)) {}  // NOLINT
+  /// Expand to exactly n entries (a single value is repeated).
+  std::vector<Index> expand(size_t n, const std::string& what, const std::string& who) const {
+    if (v.size() == 1) return std::vector<Index>(n, v[0]);
+    if (v.size() != n)
+      throw value_error(detail::cat(who, ": ", what, " needs 1 or ", n, " values, got ", v.size()));
+    return v;
+  }
+};
+
+namespace detail {
+
+enum class PadMode { valid, same, causal };
+
+inline PadMode parse_padding(std::string p, const std::string& where, bool allow_causal) {
+  for (auto& c : p) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (p == "valid") return PadMode::valid;
+  if (p == "same") return PadMode::same;
+  if (p == "causal" && allow_causal) return PadMode::causal;
+  throw unsupported_error(cat(where, ": padding '", p, "' is not supported (valid", allow_causal ? ", same or causal" : " or same", ")"));
+}
+inline const char* padding_name(PadMode p) {
+  return p == PadMode::valid ? "valid" : p == PadMode::same ? "same" : "causal";
+}
+
+/// Output length along one spatial axis (Keras rule), -1 when the input length is unknown.
+inline Index conv_out_len(Index in, Index k, Index s, Index d, PadMode p) {
+  if (in < 0) return -1;
+  const Index ek = (k - 1) * d + 1;
+  if (p == PadMode::valid) return in >= ek ? (in - ek) / s + 1 : 0;
+  return in > 0 ? (in - 1) / s + 1 : 0;  // same: ceil(in / s); causal: same length after left padding
+}
+/// Cells of padding before the first input cell. "same" follows TF/Keras: total =
+/// max((out - 1) * s + (k - 1) * d + 1 - in, 0), the odd cell goes after.
+inline Index pad_before(Index in, Index k, Index s, Index d, PadMode p) {
+  if (p == PadMode::valid) return 0;
+  if (p == PadMode::causal) return (k - 1) * d;
+  const Index out = conv_out_len(in, k, s, d, p);
+  const Index total = std::max<Index>((out - 1) * s + (k - 1) * d + 1 - in, 0);
+  return total / 2;
+}
+
+/// Resize t to (a, b) through a reusable shape buffer (no allocation once warm).
+template <class T>
+void resize2(Tensor<T>& t, Shape& buf, Index a, Index b) {
+  buf.resize(2);
+  buf[0] = a;
+  buf[1] = b;
+  t.resize(buf);
+}
+
+/// 2-D sliding-window geometry over NHWC inputs (1-D layers use H = 1, kh = 1).
+struct Geom {
+  Index N = 0, H = 0, W = 0, C = 0;
+  Index kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
+  Index pt = 0, pl = 0;  // padding before (top, left)
+  Index OH = 0, OW = 0;
+  Index K() const { return kh * kw * C; }
+  Index out_rows() const { return N * OH * OW; }
+  /// 1x1 kernel, stride 1, no padding: im2col is the identity.
+  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0; }
+};
+
+inline Geom make_geom(Index N, Index H, Index W, Index C, Index kh, Index kw, Index sh, Index sw, Index dh, Index dw,
+                      PadMode pad, PadMode pad_h, const std::string& where) {
+  Geom g;
+  g.N = N; g.H = H; g.W = W; g.C = C;
+  g.kh = kh; g.kw = kw; g.sh = sh; g.sw = sw; g.dh = dh; g.dw = dw;
+  g.OH = conv_out_len(H, kh, sh, dh, pad_h);
+  g.OW = conv_out_len(W, kw, sw, dw, pad);
+  if (g.OH <= 0 || g.OW <= 0)
+    throw shape_error(cat(where, ": the input (", H, "x", W, ") is smaller than the window (", (kh - 1) * dh + 1, "x",
+                          (kw - 1) * dw + 1, ") with padding '", padding_name(pad), "'"));
+  g.pt = pad_before(H, kh, sh, dh, pad_h);
+  g.pl = pad_before(W, kw, sw, dw, pad);
+  return g;
+}
+
+/// col[(n - n0) * OH * OW + oh * OW + ow][(i * kw + j) * C + c] = x[n][oh*sh - pt + i*dh][ow*sw - pl + j*dw][c]
+/// (0 outside the input), for samples [n0, n1).
+template <class T>
+void im2col(const T* x, const Geom& g, Index n0, Index n1, T* col) {
+  const Index K = g.K(), C = g.C;
+  const Index total = (n1 - n0) * g.OH;
+  GRAFT_OMP_FOR_IF(total * g.OW * K > 65536)
+  for (Index t = 0; t < total; ++t) {
+    const Index n = n0 + t / g.OH, oh = t % g.OH;
+    const T* xn = x + n * g.H * g.W * C;
+    T* c = col + t * g.OW * K;
+    for (Index ow = 0; ow < g.OW; ++ow) {
+      for (Index i = 0; i < g.kh; ++i) {
+        const Index ih = oh * g.sh - g.pt + i * g.dh;
+        if (ih < 0 || ih >= g.H) {
+          std::fill(c, c + g.kw * C, T(0));
+          c += g.kw * C;
+          continue;
+        }
+        const T* xr = xn + ih * g.W * C;
+        const Index iw0 = ow * g.sw - g.pl;
+        if (g.dw == 1 && iw0 >= 0 && iw0 + g.kw <= g.W) {  // the whole kernel row is inside: one block
+          std::copy(xr + iw0 * C, xr + (iw0 + g.kw) * C, c);
+          c += g.kw * C;
+          continue;
+        }
+        for (Index j = 0; j < g.kw; ++j, c += C) {
+          const Index iw = iw0 + j * g.dw;
+          if (iw < 0 || iw >= g.W) std::fill(c, c + C, T(0));
+          else std::copy(xr + iw * C, xr + (iw + 1) * C, c);
+        }
+      }
+    }
+  }
+}
+
+/// dx[n] += scatter of dcol rows (the adjoint of im2col), samples [n0, n1).
+template <class T>
+void col2im_add(const T* dcol, const Geom& g, Index n0, Index n1, T* dx) {
+  const Index K = g.K(), C = g.C;
+  GRAFT_OMP_FOR_IF(n1 - n0 > 1 && g.OH * g.OW * K > 16384)
+  for (Index n = n0; n < n1; ++n) {
+    T* xn = dx + n * g.H * g.W * C;
+    const T* c = dcol + (n - n0) * g.OH * g.OW * K;
+    for (Index oh = 0; oh < g.OH; ++oh)
+      for (Index ow = 0; ow < g.OW; ++ow)
+        for (Index i = 0; i < g.kh; ++i) {
+          const Index ih = oh * g.sh - g.pt + i * g.dh;
+          if (ih < 0 || ih >= g.H) {
+            c += g.kw * C;
+            continue;
+          }
+          T* xr = xn + ih * g.W * C;
+          for (Index j = 0; j < g.kw; ++j, c += C) {
+            const Index iw = ow * g.sw - g.pl + j * g.dw;
+            if (iw < 0 || iw >= g.W) continue;
+            T* xp = xr + iw * C;
+            for (Index ch = 0; ch < C; ++ch) xp[ch] += c[ch];
+          }
+        }
+  }
+}
+
+/// Depthwise convolution: y[n,oh,ow,c*dm+m] = sum_ij x[n, ih, iw, c] * k[i, j, c, m] (no bias).
+template <class T>
+void depthwise_forward(const T* x, const Geom& g, Index dm, const T* k, T* y) {
+  const Index C = g.C, CO = C * dm;
+  const Index total = g.N * g.OH;
+  GRAFT_OMP_FOR_IF(total * g.OW * CO * g.kh * g.kw > 32768)
+  for (Index t = 0; t < total; ++t) {
+    const Index n = t / g.OH, oh = t % g.OH;
+    const T* xn = x + n * g.H * g.W * C;
+    T* yr = y + t * g.OW * CO;
+    for (Index ow = 0; ow < g.OW; ++ow, yr += CO) {
+      std::fill(yr, yr + CO, T(0));
+      for (Index i = 0; i < g.kh; ++i) {
+        const Index ih = oh * g.sh - g.pt + i * g.dh;
+        if (ih < 0 || ih >= g.H) continue;
+        for (Index j = 0; j < g.kw; ++j) {
+          const Index iw = ow * g.sw - g.pl + j * g.dw;
+          if (iw < 0 || iw >= g.W) continue;
+          const T* xp = xn + (ih * g.W + iw) * C;
+          const T* kp = k + (i * g.kw + j) * CO;
+          if (dm == 1) {
+            for (Index c = 0; c < C; ++c) yr[c] += xp[c] * kp[c];
+          } else {
+            for (Index c = 0; c < C; ++c) {
+              const T xv = xp[c];
+              for (Index m = 0; m < dm; ++m) yr[c * dm + m] += xv * kp[c * dm + m];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// Gradients of depthwise_forward. dk (kh*kw*C*dm values) is overwritten when overwrite_dk, else
+/// accumulated; dx (when not null) is overwritten.
+template <class T>
+void depthwise_backward(const T* x, const Geom& g, Index dm, const T* k, const T* dy, T* dk, bool overwrite_dk, T* dx) {
+  const Index C = g.C, CO = C * dm;
+  if (dk) {
+    const Index taps = g.kh * g.kw;
+    GRAFT_OMP_FOR_IF(taps > 1 && g.N * g.OH * g.OW * CO > 16384)
+    for (Index tap = 0; tap < taps; ++tap) {
+      const Index i = tap / g.kw, j = tap % g.kw;
+      T* dkp = dk + tap * CO;
+      if (overwrite_dk) std::fill(dkp, dkp + CO, T(0));
+      for (Index n = 0; n < g.N; ++n)
+        for (Index oh = 0; oh < g.OH; ++oh) {
+          const Index ih = oh * g.sh - g.pt + i * g.dh;
+          if (ih < 0 || ih >= g.H) continue;
+          const T* xr = x + (n * g.H + ih) * g.W * C;
+          const T* dyr = dy + (n * g.OH + oh) * g.OW * CO;
+          for (Index ow = 0; ow < g.OW; ++ow) {
+            const Index iw = ow * g.sw - g.pl + j * g.dw;
+            if (iw < 0 || iw >= g.W) continue;
+            const T* xp = xr + iw * C;
+            const T* dp = dyr + ow * CO;
+            if (dm == 1) {
+              for (Index c = 0; c < C; ++c) dkp[c] += xp[c] * dp[c];
+            } else {
+              for (Index c = 0; c < C; ++c)
+                for (Index m = 0; m < dm; ++m) dkp[c * dm + m] += xp[c] * dp[c * dm + m];
+            }
+          }
+        }
+    }
+  }
+  if (dx) {
+    GRAFT_OMP_FOR_IF(g.N > 1 && g.OH * g.OW * CO * g.kh * g.kw > 16384)
+    for (Index n = 0; n < g.N; ++n) {
+      T* xn = dx + n * g.H * g.W * C;
+      std::fill(xn, xn + g.H * g.W * C, T(0));
+      for (Index oh = 0; oh < g.OH; ++oh)
+        for (Index ow = 0; ow < g.OW; ++ow) {
+          const T* dp = dy + ((n * g.OH + oh) * g.OW + ow) * CO;
+          for (Index i = 0; i < g.kh; ++i) {
+            const Index ih = oh * g.sh - g.pt + i * g.dh;
+            if (ih < 0 || ih >= g.H) continue;
+            for (Index j = 0; j < g.kw; ++j) {
+              const Index iw = ow * g.sw - g.pl + j * g.dw;
+              if (iw < 0 || iw >= g.W) continue;
+              T* xp = xn + (ih * g.W + iw) * C;
+              const T* kp = k + (i * g.kw + j) * CO;
+              if (dm == 1) {
+                for (Index c = 0; c < C; ++c) xp[c] += dp[c] * kp[c];
+              } else {
+                for (Index c = 0; c < C; ++c) {
+                  T s = 0;
+                  for (Index m = 0; m < dm; ++m) s += dp[c * dm + m] * kp[c * dm + m];
+                  xp[c] += s;
+                }
+              }
+            }
+          }
+        }
+    }
+  }
+}
+
+/// Activation step shared by the convolution layers (the Dense recipe): z kept when the
+/// derivative needs it.
+template <class T>
+struct ActStep {
+  Tensor<T> z, dz;
+  void forward(const ActivationFn& act, Tensor<T>& y) {
+    if (act.is_linear()) return;
+    const Index last = y.rank() ? std::max<Index>(1, y.shape().back()) : 1;
+    if (act.needs_input()) {
+      z.resize(y.shape());
+      std::copy(y.begin(), y.end(), z.begin());
+    }
+    act.forward(y.data(), y.data(), y.size(), last);
+  }
+  /// dLoss/dz (pointer to dy itself for a linear activation).
+  const T* backward(const ActivationFn& act, const Tensor<T>& y, const Tensor<T>& dy) {
+    if (act.is_linear()) return dy.data();
+    const Index last = y.rank() ? std::max<Index>(1, y.shape().back()) : 1;
+    dz.resize(y.shape());
+    act.backward(act.needs_input() ? z.data() : nullptr, y.data(), dy.data(), dz.data(), y.size(), last);
+    return dz.data();
+  }
+};
+
+/// First present key among `keys` ("" when none).
+inline std::string first_key(const Config& c, std::initializer_list<const char*> keys) { return c.pick(keys); }
+
+/// Read an initializer / regularizer / constraint stored under any of `keys` (Keras 1/2/3 spellings).
+inline void read_initializer(const Config& c, std::initializer_list<const char*> keys, Initializer& out) {
+  std::string k = c.pick(keys);
+  if (!k.empty()) out = Initializer::from_json(c.raw()[k], c.where());
+}
+inline void read_regularizer(const Config& c, std::initializer_list<const char*> keys, Regularizer& out) {
+  std::string k = c.pick(keys);
+  if (!k.empty()) out = Regularizer::from_json(c.raw()[k], c.where());
+}
+inline void read_constraint(const Config& c, std::initializer_list<const char*> keys, Constraint& out) {
+  std::string k = c.pick(keys);
+  if (!k.empty()) out = Constraint::from_json(c.raw()[k], c.where());
+}
+/// Options graft does not implement: reject them by name when they are set.
+inline void reject_set_options(const Config& c) {
+  if (c.has("activity_regularizer"))
+    throw unsupported_error(cat(c.where(), ": activity_regularizer is not supported"));
+  if (c.has("lora_rank"))
+    throw unsupported_error(cat(c.where(), ": LoRA (lora_rank) is not supported"));
+  if (c.has("quantization_config"))
+    throw unsupported_error(cat(c.where(), ": quantized layers are not supported"));
+}
+/// A positive size list (kernel_size, strides...) read with its Keras spellings.
+inline std::vector<Index> read_sizes(const Config& c, const std::string& key, size_t n, std::vector<Index> dflt) {
+  auto r = c.get_tuple(key, n, std::move(dflt));
+  for (Index v : r)
+    if (v <= 0) throw value_error(cat(c.where(), ": '", key, "' must hold positive values, got ", c.raw()[key].dump()));
+  return r;
+}
+inline json sizes_json(const std::vector<Index>& v) {
+  json a = json::array();
+  for (Index x : v) a.push_back(x);
+  return a;
+}
+
+}  // namespace detail
+}  // namespace graft

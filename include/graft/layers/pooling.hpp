@@ -1,0 +1,366 @@
+// graft — pooling layers (channels_last): MaxPooling1D/2D, AveragePooling1D/2D (padding valid or
+// same; "same" pads with the TF rule, the odd cell after, and padded cells never enter a max or
+// an average: the mean divides by the number of real cells, as Keras does on every backend),
+// GlobalAveragePooling1D/2D and GlobalMaxPooling1D/2D (keepdims).
+// Max gradients go to the first maximal cell of each window in row-major order.
+#pragma once
+
+#include <limits>
+
+#include "graft/layers/conv_common.hpp"
+
+namespace graft {
+
+namespace detail {
+
+enum class PoolKind { max, avg };
+
+template <class T>
+class PoolingBase : public UnaryLayer<T> {
+ public:
+  PoolingBase(int rank, PoolKind kind, const Dims& pool_size, const std::vector<Index>& strides, const std::string& padding,
+              std::string name)
+      : UnaryLayer<T>(std::move(name)), rank_(rank), kind_(kind) {
+    const std::string who = cls(rank, kind);
+    pool_ = pool_size.expand(static_cast<size_t>(rank), "pool_size", who);
+    strides_ = strides.empty() ? pool_ : Dims(strides).expand(static_cast<size_t>(rank), "strides", who);
+    for (auto* v : {&pool_, &strides_})
+      for (Index x : *v)
+        if (x <= 0) throw value_error(cat(who, ": pool_size and strides must be positive"));
+    pad_ = parse_padding(padding, who, false);
+  }
+  std::string class_name() const override { return cls(rank_, kind_); }
+  const std::vector<Index>& pool_size() const { return pool_; }
+  const std::vector<Index>& strides() const { return strides_; }
+  std::string padding() const { return padding_name(pad_); }
+
+  Shape output_shape(const Shape& in) const override {
+    const size_t want = static_cast<size_t>(rank_) + 2;
+    if (in.size() != want)
+      throw shape_error(cat(this->where(), ": expects inputs of rank ", want, ", got shape ", shape_str(in)));
+    Shape o = in;
+    for (size_t a = 0; a < static_cast<size_t>(rank_); ++a) {
+      o[a + 1] = conv_out_len(in[a + 1], pool_[a], strides_[a], 1, pad_);
+      if (o[a + 1] == 0)
+        throw shape_error(cat(this->where(), ": input shape ", shape_str(in), " is smaller than pool_size ",
+                              sizes_json(pool_).dump(), " with padding '", padding(), "'"));
+    }
+    return o;
+  }
+
+  struct State : CallState {
+    std::vector<Index> arg;  // max pooling: flat input index of each output's maximum
+  };
+  std::unique_ptr<CallState> make_state() const override { return std::make_unique<State>(); }
+
+  void forward1(const Tensor<T>& x, Tensor<T>& y, CallState* st, bool) override {
+    const Geom g = geom(x);
+    shape_buf_ = x.shape();
+    if (rank_ == 2) {
+      shape_buf_[1] = g.OH;
+      shape_buf_[2] = g.OW;
+    } else {
+      shape_buf_[1] = g.OW;
+    }
+    y.resize(shape_buf_);
+    const Index C = g.C;
+    Index* arg = nullptr;
+    if (kind_ == PoolKind::max) {
+      auto& a = static_cast<State*>(st)->arg;
+      a.resize(static_cast<size_t>(y.size()));
+      arg = a.data();
+    }
+    const T* xd = x.data();
+    T* yd = y.data();
+    const PoolKind kind = kind_;
+    const Index total = g.N * g.OH;
+    GRAFT_OMP_FOR_IF(total * g.OW * C * g.kh * g.kw > 32768)
+    for (Index t = 0; t < total; ++t) {
+      const Index n = t / g.OH, oh = t % g.OH;
+      const Index h0 = std::max<Index>(oh * g.sh - g.pt, 0), h1 = std::min(oh * g.sh - g.pt + g.kh, g.H);
+      for (Index ow = 0; ow < g.OW; ++ow) {
+        const Index w0 = std::max<Index>(ow * g.sw - g.pl, 0), w1 = std::min(ow * g.sw - g.pl + g.kw, g.W);
+        T* yp = yd + (t * g.OW + ow) * C;
+        const Index first = ((n * g.H + h0) * g.W + w0) * C;
+        if (kind == PoolKind::max) {
+          Index* ap = arg + (t * g.OW + ow) * C;
+          for (Index c = 0; c < C; ++c) {
+            yp[c] = xd[first + c];
+            ap[c] = first + c;
+          }
+          for (Index ih = h0; ih < h1; ++ih)
+            for (Index iw = w0; iw < w1; ++iw) {
+              const Index base = ((n * g.H + ih) * g.W + iw) * C;
+              if (base == first) continue;
+              for (Index c = 0; c < C; ++c)
+                if (xd[base + c] > yp[c]) {
+                  yp[c] = xd[base + c];
+                  ap[c] = base + c;
+                }
+            }
+        } else {
+          std::fill(yp, yp + C, T(0));
+          for (Index ih = h0; ih < h1; ++ih)
+            for (Index iw = w0; iw < w1; ++iw) {
+              const T* xp = xd + ((n * g.H + ih) * g.W + iw) * C;
+              for (Index c = 0; c < C; ++c) yp[c] += xp[c];
+            }
+          const T inv = T(1) / static_cast<T>((h1 - h0) * (w1 - w0));
+          for (Index c = 0; c < C; ++c) yp[c] *= inv;
+        }
+      }
+    }
+  }
+
+  void backward1(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx, CallState* st) override {
+    if (!dx) return;
+    const Geom g = geom(x);
+    dx->resize(x.shape());
+    dx->set_zero();
+    const Index C = g.C;
+    T* d = dx->data();
+    const T* dyd = dy.data();
+    if (kind_ == PoolKind::max) {
+      const Index* arg = static_cast<State*>(st)->arg.data();
+      const Index per = g.OH * g.OW * C;
+      GRAFT_OMP_FOR_IF(g.N > 1 && per > 16384)
+      for (Index n = 0; n < g.N; ++n)
+        for (Index i = n * per; i < (n + 1) * per; ++i) d[arg[i]] += dyd[i];
+      return;
+    }
+    GRAFT_OMP_FOR_IF(g.N > 1 && g.OH * g.OW * C * g.kh * g.kw > 16384)
+    for (Index n = 0; n < g.N; ++n)
+      for (Index oh = 0; oh < g.OH; ++oh) {
+        const Index h0 = std::max<Index>(oh * g.sh - g.pt, 0), h1 = std::min(oh * g.sh - g.pt + g.kh, g.H);
+        for (Index ow = 0; ow < g.OW; ++ow) {
+          const Index w0 = std::max<Index>(ow * g.sw - g.pl, 0), w1 = std::min(ow * g.sw - g.pl + g.kw, g.W);
+          const T inv = T(1) / static_cast<T>((h1 - h0) * (w1 - w0));
+          const T* gp = dyd + ((n * g.OH + oh) * g.OW + ow) * C;
+          for (Index ih = h0; ih < h1; ++ih)
+            for (Index iw = w0; iw < w1; ++iw) {
+              T* xp = d + ((n * g.H + ih) * g.W + iw) * C;
+              for (Index c = 0; c < C; ++c) xp[c] += gp[c] * inv;
+            }
+        }
+      }
+  }
+
+  json get_config() const override {
+    json c = this->base_config();
+    c["pool_size"] = sizes_json(pool_);
+    c["padding"] = padding();
+    c["strides"] = sizes_json(strides_);
+    c["data_format"] = "channels_last";
+    return c;
+  }
+
+ protected:
+  /// Keras 1 (pool_length, stride, border_mode), Keras 2 and Keras 3 configs.
+  template <class L>
+  static std::shared_ptr<Layer<T>> from_config_impl(const json& j, int rank, PoolKind kind) {
+    Config c(j, config_where(j, cls(rank, kind)));
+    c.require_channels_last();
+    const size_t r = static_cast<size_t>(rank);
+    std::vector<Index> pool(r, 2), st;
+    std::string pk = c.pick({"pool_size", "pool_length"});
+    if (!pk.empty()) pool = read_sizes(c, pk, r, pool);
+    std::string sk = c.pick({"strides", "stride"});
+    if (!sk.empty()) st = read_sizes(c, sk, r, {});
+    std::string bk = c.pick({"padding", "border_mode"});
+    std::string pad = bk.empty() ? "valid" : c.get_string(bk, "valid");
+    std::shared_ptr<L> l;
+    try {
+      l = std::make_shared<L>(Dims(pool), st.empty() ? Dims(pool) : Dims(st), pad);
+    } catch (const error& e) {
+      rethrow_with_prefix(e, c.where());
+    }
+    apply_base_config(*l, c);
+    return l;
+  }
+
+  static std::string cls(int rank, PoolKind kind) {
+    return cat(kind == PoolKind::max ? "MaxPooling" : "AveragePooling", rank, "D");
+  }
+  Geom geom(const Tensor<T>& x) const {
+    if (x.rank() != rank_ + 2)
+      throw shape_error(cat(this->where(), ": expects inputs of rank ", rank_ + 2, ", got shape ", shape_str(x.shape())));
+    if (rank_ == 2)
+      return make_geom(x.dim(0), x.dim(1), x.dim(2), x.dim(3), pool_[0], pool_[1], strides_[0], strides_[1], 1, 1, pad_, pad_,
+                       this->where());
+    return make_geom(x.dim(0), 1, x.dim(1), x.dim(2), 1, pool_[0], 1, strides_[0], 1, 1, pad_, PadMode::valid, this->where());
+  }
+
+  int rank_;
+  PoolKind kind_;
+  std::vector<Index> pool_, strides_;
+  PadMode pad_ = PadMode::valid;
+  Shape shape_buf_;
+};
+
+/// Global pooling over every spatial axis.
+template <class T>
+class GlobalPoolingBase : public UnaryLayer<T> {
+ public:
+  GlobalPoolingBase(int rank, PoolKind kind, bool keepdims, std::string name)
+      : UnaryLayer<T>(std::move(name)), rank_(rank), kind_(kind), keepdims_(keepdims) {}
+  std::string class_name() const override { return cls(rank_, kind_); }
+  bool keepdims() const { return keepdims_; }
+
+  Shape output_shape(const Shape& in) const override {
+    const size_t want = static_cast<size_t>(rank_) + 2;
+    if (in.size() != want)
+      throw shape_error(cat(this->where(), ": expects inputs of rank ", want, ", got shape ", shape_str(in)));
+    if (!keepdims_) return {in[0], in.back()};
+    Shape o = in;
+    for (size_t a = 1; a + 1 < o.size(); ++a) o[a] = 1;
+    return o;
+  }
+
+  struct State : CallState {
+    std::vector<Index> arg;
+  };
+  std::unique_ptr<CallState> make_state() const override { return std::make_unique<State>(); }
+
+  void forward1(const Tensor<T>& x, Tensor<T>& y, CallState* st, bool) override {
+    check(x);
+    const Index N = x.dim(0), C = x.shape().back(), S = x.size() / std::max<Index>(1, N * C);
+    shape_buf_ = x.shape();
+    if (keepdims_) {
+      for (size_t a = 1; a + 1 < shape_buf_.size(); ++a) shape_buf_[a] = 1;
+    } else {
+      shape_buf_.resize(2);
+      shape_buf_[1] = C;
+    }
+    y.resize(shape_buf_);
+    if (S == 0) throw shape_error(cat(this->where(), ": cannot pool an empty input of shape ", shape_str(x.shape())));
+    const T* xd = x.data();
+    T* yd = y.data();
+    if (kind_ == PoolKind::avg) {
+      const T inv = T(1) / static_cast<T>(S);
+      for (Index n = 0; n < N; ++n) {
+        T* yp = yd + n * C;
+        std::fill(yp, yp + C, T(0));
+        for (Index s = 0; s < S; ++s) {
+          const T* xp = xd + (n * S + s) * C;
+          for (Index c = 0; c < C; ++c) yp[c] += xp[c];
+        }
+        for (Index c = 0; c < C; ++c) yp[c] *= inv;
+      }
+    } else {
+      auto& arg = static_cast<State*>(st)->arg;
+      arg.resize(static_cast<size_t>(N * C));
+      for (Index n = 0; n < N; ++n) {
+        T* yp = yd + n * C;
+        Index* ap = arg.data() + n * C;
+        for (Index c = 0; c < C; ++c) {
+          yp[c] = xd[n * S * C + c];
+          ap[c] = n * S * C + c;
+        }
+        for (Index s = 1; s < S; ++s) {
+          const Index base = (n * S + s) * C;
+          for (Index c = 0; c < C; ++c)
+            if (xd[base + c] > yp[c]) {
+              yp[c] = xd[base + c];
+              ap[c] = base + c;
+            }
+        }
+      }
+    }
+  }
+
+  void backward1(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx, CallState* st) override {
+    if (!dx) return;
+    const Index N = x.dim(0), C = x.shape().back(), S = x.size() / std::max<Index>(1, N * C);
+    dx->resize(x.shape());
+    T* d = dx->data();
+    const T* g = dy.data();
+    if (kind_ == PoolKind::avg) {
+      const T inv = T(1) / static_cast<T>(S);
+      for (Index n = 0; n < N; ++n)
+        for (Index s = 0; s < S; ++s) {
+          T* xp = d + (n * S + s) * C;
+          for (Index c = 0; c < C; ++c) xp[c] = g[n * C + c] * inv;
+        }
+    } else {
+      dx->set_zero();
+      const auto& arg = static_cast<State*>(st)->arg;
+      for (Index i = 0; i < N * C; ++i) d[arg[static_cast<size_t>(i)]] += g[i];
+    }
+  }
+
+  json get_config() const override {
+    json c = this->base_config();
+    c["data_format"] = "channels_last";
+    c["keepdims"] = keepdims_;
+    return c;
+  }
+
+ protected:
+  template <class L>
+  static std::shared_ptr<Layer<T>> from_config_impl(const json& j, int rank, PoolKind kind) {
+    Config c(j, config_where(j, cls(rank, kind)));
+    c.require_channels_last();
+    auto l = std::make_shared<L>(c.get_bool("keepdims", false));
+    apply_base_config(*l, c);
+    return l;
+  }
+  static std::string cls(int rank, PoolKind kind) {
+    return cat(kind == PoolKind::max ? "GlobalMaxPooling" : "GlobalAveragePooling", rank, "D");
+  }
+  void check(const Tensor<T>& x) const {
+    if (x.rank() != rank_ + 2)
+      throw shape_error(cat(this->where(), ": expects inputs of rank ", rank_ + 2, ", got shape ", shape_str(x.shape())));
+  }
+
+  int rank_;
+  PoolKind kind_;
+  bool keepdims_;
+  Shape shape_buf_;
+};
+
+}  // namespace detail
+
+#define GRAFT_DEFINE_POOLING(NAME, RANK, KIND)                                                                       \
+  template <class T = float>                                                                                         \
+  class NAME : public detail::PoolingBase<T> {                                                                       \
+   public:                                                                                                           \
+    explicit NAME(const Dims& pool_size = 2, const Dims& strides = std::vector<Index>{},                              \
+                  const std::string& padding = "valid", std::string name = {})                                       \
+        : detail::PoolingBase<T>(RANK, KIND, pool_size, strides.v, padding, std::move(name)) {}                      \
+    static std::shared_ptr<Layer<T>> from_config(const json& j) {                                                    \
+      return detail::PoolingBase<T>::template from_config_impl<NAME>(j, RANK, KIND);                                 \
+    }                                                                                                                \
+  };
+
+/// keras.layers.MaxPooling2D(pool_size=2, strides=pool_size, padding="valid")
+GRAFT_DEFINE_POOLING(MaxPooling2D, 2, detail::PoolKind::max)
+/// keras.layers.AveragePooling2D(pool_size=2, strides=pool_size, padding="valid")
+GRAFT_DEFINE_POOLING(AveragePooling2D, 2, detail::PoolKind::avg)
+/// keras.layers.MaxPooling1D(pool_size=2, strides=pool_size, padding="valid")
+GRAFT_DEFINE_POOLING(MaxPooling1D, 1, detail::PoolKind::max)
+/// keras.layers.AveragePooling1D(pool_size=2, strides=pool_size, padding="valid")
+GRAFT_DEFINE_POOLING(AveragePooling1D, 1, detail::PoolKind::avg)
+#undef GRAFT_DEFINE_POOLING
+
+#define GRAFT_DEFINE_GLOBAL_POOLING(NAME, RANK, KIND)                                                 \
+  template <class T = float>                                                                          \
+  class NAME : public detail::GlobalPoolingBase<T> {                                                  \
+   public:                                                                                            \
+    explicit NAME(bool keepdims = false, std::string name = {})                                       \
+        : detail::GlobalPoolingBase<T>(RANK, KIND, keepdims, std::move(name)) {}                      \
+    static std::shared_ptr<Layer<T>> from_config(const json& j) {                                     \
+      return detail::GlobalPoolingBase<T>::template from_config_impl<NAME>(j, RANK, KIND);            \
+    }                                                                                                 \
+  };
+
+/// keras.layers.GlobalAveragePooling2D(keepdims=False)
+GRAFT_DEFINE_GLOBAL_POOLING(GlobalAveragePooling2D, 2, detail::PoolKind::avg)
+/// keras.layers.GlobalMaxPooling2D(keepdims=False)
+GRAFT_DEFINE_GLOBAL_POOLING(GlobalMaxPooling2D, 2, detail::PoolKind::max)
+/// keras.layers.GlobalAveragePooling1D(keepdims=False)
+GRAFT_DEFINE_GLOBAL_POOLING(GlobalAveragePooling1D, 1, detail::PoolKind::avg)
+/// keras.layers.GlobalMaxPooling1D(keepdims=False)
+GRAFT_DEFINE_GLOBAL_POOLING(GlobalMaxPooling1D, 1, detail::PoolKind::max)
+#undef GRAFT_DEFINE_GLOBAL_POOLING
+
+}  // namespace graft
