@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "graft/core/errors.hpp"
@@ -22,12 +23,20 @@ class ActivationFn {
   };
 
   ActivationFn() = default;
-  explicit ActivationFn(Kind k, double param = 0.0, bool approximate = false)
+  /// `param` (leaky_relu's negative_slope, elu/celu's alpha, the shrink thresholds, squareplus'
+  /// b) defaults to the Keras value when NaN; an explicit 0 is kept (ELU(alpha=0) is valid).
+  explicit ActivationFn(Kind k, double param = std::numeric_limits<double>::quiet_NaN(), bool approximate = false)
       : kind_(k), param_(param), approximate_(approximate) {
-    if (k == leaky_relu && param == 0.0) param_ = 0.2;
-    if ((k == elu || k == celu) && param == 0.0) param_ = 1.0;
-    if ((k == soft_shrink || k == hard_shrink) && param == 0.0) param_ = 0.5;
-    if (k == squareplus && param == 0.0) param_ = 4.0;
+    if (std::isnan(param)) param_ = default_param(k);
+  }
+  static double default_param(Kind k) {
+    switch (k) {
+      case leaky_relu: return 0.2;
+      case elu: case celu: return 1.0;
+      case soft_shrink: case hard_shrink: return 0.5;
+      case squareplus: return 4.0;
+      default: return 0.0;
+    }
   }
 
   /// Resolve a Keras activation identifier: a name, null, or a serialized function object.
@@ -61,7 +70,7 @@ class ActivationFn {
         {"hard_shrink", hard_shrink, false}, {"sparse_plus", sparse_plus, false},
         {"squareplus", squareplus, false}, {"sparse_sigmoid", sparse_sigmoid, false}};
     for (auto& e : table)
-      if (n == e.name) return ActivationFn(e.k, 0.0, e.approx);
+      if (n == e.name) return ActivationFn(e.k, std::numeric_limits<double>::quiet_NaN(), e.approx);
     throw unsupported_error(detail::cat(where, ": unknown activation '", n, "'"));
   }
 

@@ -1,4 +1,4 @@
-// graft — merge layers: Add, Subtract, Multiply, Average, Maximum, Minimum (with Keras/numpy
+// graft — merge layers: Add, Subtract, Multiply, Average, Maximum, Minimum (with Keras
 // broadcasting) and Concatenate (any axis).
 #pragma once
 
@@ -10,18 +10,26 @@ namespace graft {
 
 namespace detail {
 
-/// Right-aligned numpy broadcasting of several shapes (symbolic -1 allowed).
+/// Keras Merge alignment of a shape to rank r: the batch axis stays first and the other axes are
+/// right-aligned, i.e. a lower-rank input gains axes of size 1 right after the batch axis
+/// (keras Merge._reshape_required / _compute_elemwise_op_output_shape).
+inline Index merge_aligned_dim(const Shape& s, size_t r, size_t d) {
+  if (d == 0) return s.empty() ? 1 : s[0];
+  const size_t off = r - s.size();
+  return d <= off ? 1 : s[d - off];
+}
+
+/// Broadcast the shapes of a merge's inputs (symbolic -1 allowed), aligned as Keras does.
 inline Shape broadcast_shapes(const std::vector<Shape>& in, const std::string& where) {
   size_t r = 0;
   for (const auto& s : in) r = std::max(r, s.size());
   Shape o(r, 1);
   for (const auto& s : in) {
-    size_t off = r - s.size();
-    for (size_t i = 0; i < s.size(); ++i) {
-      Index a = o[off + i], b = s[i];
-      if (a == 1) o[off + i] = b;
+    for (size_t d = 0; d < r; ++d) {
+      Index a = o[d], b = merge_aligned_dim(s, r, d);
+      if (a == 1) o[d] = b;
       else if (b == 1 || b == a) continue;
-      else if (a < 0 || b < 0) o[off + i] = a < 0 ? b : a;  // unknown: trust the known one
+      else if (a < 0 || b < 0) o[d] = a < 0 ? b : a;  // unknown: trust the known one
       else throw shape_error(cat(where, ": inputs with shapes that cannot be broadcast together: ", shape_str(s),
                                  " and ", shape_str(o)));
     }
@@ -101,16 +109,13 @@ class ElementwiseMerge : public Layer<T> {
   static Index src_index(const Tensor<T>& x, const Tensor<T>& y, Index i) {
     const Shape& xs = x.shape();
     const Shape& ys = y.shape();
-    size_t off = ys.size() - xs.size();
     Index src = 0, mul = 1;
     for (size_t d = ys.size(); d-- > 0;) {
       Index c = i % ys[d];
       i /= ys[d];
-      if (d >= off) {
-        Index xd = xs[d - off];
-        if (xd != 1) src += c * mul;
-        mul *= xd;
-      }
+      Index xd = merge_aligned_dim(xs, ys.size(), d);
+      if (xd != 1) src += c * mul;
+      mul *= xd;
     }
     return src;
   }
