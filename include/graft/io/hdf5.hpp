@@ -439,6 +439,8 @@ inline long long read_scalar_int(Group& g, const std::string& rel) {
 /// intermediate groups.
 template <class T>
 void write_dataset(Group& g, const std::string& rel, const Tensor<T>& t) {
+  if (rel.empty() || rel.front() == '/' || rel.back() == '/' || rel.find("//") != std::string::npos)
+    throw value_error(detail::cat(g.where(rel), ": invalid dataset path (empty component); Keras rejects such files"));
   size_t slash = rel.rfind('/');
   Group parent = slash == std::string::npos ? g : g.create_groups(rel.substr(0, slash));
   std::string leaf = slash == std::string::npos ? rel : rel.substr(slash + 1);

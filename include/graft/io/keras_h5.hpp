@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <iostream>
@@ -172,7 +173,14 @@ bool load_layer_group(Layer<T>& l, h5::Group& lg, bool skip_mismatch, const std:
     }
     values.push_back(h5::read_dataset<T>(lg, names[i], &want));
   }
-  for (size_t i = 0; i < names.size(); ++i) targets[i]->value = std::move(values[i]);
+  for (size_t i = 0; i < names.size(); ++i) {
+    bool finite = true;
+    for (T v : values[i]) finite = finite && std::isfinite(v);
+    if (!finite)
+      warn(detail::cat(lg.where(names[i]), ": weight '", targets[i]->name, "' of layer '", l.name(),
+                       "' holds NaN or infinite values (the saved model had diverged); outputs will not be finite"));
+    targets[i]->value = std::move(values[i]);
+  }
   return true;
 }
 
@@ -381,9 +389,25 @@ void restore_optimizer(Model<T>& model, h5::Group& root, const std::function<voi
       for (size_t i = 0; i < vars.size(); ++i)
         if (vars[i].slot == k) grouped.push_back(i);
   }
-  bool ok = slots.empty() && vars.empty();
-  if (!ok) ok = try_assign(interleaved);
+  if (slots.empty()) {  // an optimizer that never stepped: nothing to restore but the counters
+    if (iteration > 0 && !vars.empty())
+      warn(detail::cat(og.where(), ": the saved optimizer has no slot variables; its slots start from zero"));
+    if (iteration >= 0) opt->set_iterations(iteration);
+    if (lr >= 0 && !opt->schedule() && opt->legacy_decay() == 0) opt->set_learning_rate(lr);
+    return;
+  }
+  bool ok = try_assign(interleaved);
   if (!ok && grouped != interleaved) ok = try_assign(grouped);
+  if (!ok && slots.size() > vars.size()) {
+    // Keras 2.x Adam also stores one (1,)-shaped "vhat" per variable when amsgrad is off
+    bool dummies = true;
+    for (size_t i = vars.size(); i < slots.size(); ++i) dummies = dummies && h5::dataset_shape(og, slots[i]) == Shape{1};
+    if (dummies) {
+      std::vector<std::string> keep(slots.begin(), slots.begin() + static_cast<std::ptrdiff_t>(vars.size()));
+      slots.swap(keep);
+      ok = try_assign(grouped);
+    }
+  }
   if (!ok) {
     warn(detail::cat(og.where(), ": the saved optimizer state (", slots.size(), " slot variables) does not match ",
                      opt->class_name(), " on this model (", vars.size(), "); training continues with a fresh optimizer state"));

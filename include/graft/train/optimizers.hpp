@@ -117,8 +117,8 @@ class Optimizer {
               {"clipnorm", clipnorm > 0 ? json(clipnorm) : json(nullptr)},
               {"global_clipnorm", global_clipnorm > 0 ? json(global_clipnorm) : json(nullptr)},
               {"clipvalue", clipvalue > 0 ? json(clipvalue) : json(nullptr)},
-              {"use_ema", false}, {"ema_momentum", 0.99}, {"ema_overwrite_frequency", nullptr},
-              {"loss_scale_factor", nullptr}, {"gradient_accumulation_steps", nullptr}};
+              {"use_ema", false}, {"ema_momentum", 0.99}, {"ema_overwrite_frequency", nullptr}};
+    // Only keys both TF-Keras 2.11+ and Keras 3 accept (no loss_scale_factor, jit_compile, ...).
     if (schedule_) {
       c["learning_rate"] = schedule_->to_json();
     } else if (decay_ > 0) {  // Keras 3 has no `decay`: the same rule as a schedule
