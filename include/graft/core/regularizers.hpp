@@ -35,7 +35,8 @@ struct Regularizer {
       r.l1 = num("l1", 0.01);
     } else if (cls == "L2" || cls == "l2") {
       r.l2 = num("l2", 0.01);
-    } else if (cls == "L1L2" || cls == "l1_l2" || cls == "L1L2Regularizer") {
+    } else if (cls == "L1L2" || cls == "l1_l2" || cls == "L1L2Regularizer" ||
+               cls == "WeightRegularizer") {  // Keras 1.0/1.1 name
       r.l1 = num("l1", 0.0);
       r.l2 = num("l2", 0.0);
     } else {

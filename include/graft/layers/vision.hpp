@@ -1,10 +1,11 @@
-// graft — vision layers (convolutions, pooling, normalization, padding, resizing, rescaling) and
-// their registration under Keras class names.
+// graft — vision layers (convolutions, pooling, normalization, padding, resizing, rescaling), Embedding,
+// and their registration under Keras class names.
 #pragma once
 
 #include "graft/layers/batch_normalization.hpp"
 #include "graft/layers/conv2d.hpp"
 #include "graft/layers/depthwise_conv2d.hpp"
+#include "graft/layers/embedding.hpp"
 #include "graft/layers/layer.hpp"
 #include "graft/layers/padding.hpp"
 #include "graft/layers/pooling.hpp"
@@ -36,6 +37,7 @@ void register_vision_layers(Add& add) {
   add("Cropping2D", [](const json& c) { return Cropping2D<T>::from_config(c); });
   add("UpSampling2D", [](const json& c) { return UpSampling2D<T>::from_config(c); });
   add("Rescaling", [](const json& c) { return Rescaling<T>::from_config(c); });
+  add("Embedding", [](const json& c) { return Embedding<T>::from_config(c); });
 }
 
 }  // namespace detail
