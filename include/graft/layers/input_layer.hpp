@@ -44,10 +44,10 @@ class InputLayer : public Layer<T> {
   }
 
   json get_config() const override {
+    // TF-Keras 2 keys; `ragged` is left out because Keras 3 before 3.9 rejects it.
     return json{{"batch_input_shape", detail::shape_json(batch_shape_)},
                 {"dtype", dtype_},
                 {"sparse", false},
-                {"ragged", false},
                 {"name", this->name()}};
   }
   /// Keras 3 `batch_shape`, TF-Keras/Keras 2 `batch_input_shape`, or `input_shape`/`shape`.
