@@ -25,5 +25,9 @@ int main() {
   double first = h["loss"].front(), last = h["loss"].back();
   std::cout << "loss " << first << " -> " << last << "\n";
   if (!(last < first)) return 1;
+  graft::save_model(model, "consumer_model.h5");
+  auto back = graft::load_model<float>("consumer_model.h5");
+  if (!(back->predict(x) == model.predict(x))) return 2;
+  std::remove("consumer_model.h5");
   return 0;
 }

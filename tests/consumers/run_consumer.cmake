@@ -1,9 +1,19 @@
-# Configure, build and run a consumer project of graft.
+# Configure, build and run a consumer project of graft: consumer.cpp and the README's quick start.
 #   MODE=find_package: install graft from BINARY_DIR into WORK_DIR/prefix, then find_package(graft).
 #   MODE=add_subdirectory: the consumer adds SOURCE_DIR with add_subdirectory.
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
-set(args -S "${SOURCE_DIR}/tests/consumers/${MODE}" -B "${WORK_DIR}/build" -DCMAKE_BUILD_TYPE=Release)
+
+# The README's quick start, compiled exactly as written.
+file(READ "${SOURCE_DIR}/README.md" readme)
+string(REGEX MATCH "<!-- quickstart:begin -->[^`]*```cpp\n(.*)```[^`]*<!-- quickstart:end -->" _ "${readme}")
+if(NOT CMAKE_MATCH_1)
+  message(FATAL_ERROR "README.md has no quick start between <!-- quickstart:begin --> and <!-- quickstart:end -->")
+endif()
+file(WRITE "${WORK_DIR}/quickstart.cpp" "${CMAKE_MATCH_1}")
+
+set(args -S "${SOURCE_DIR}/tests/consumers/${MODE}" -B "${WORK_DIR}/build" -DCMAKE_BUILD_TYPE=Release
+         "-DQUICKSTART=${WORK_DIR}/quickstart.cpp")
 if(MODE STREQUAL "find_package")
   execute_process(COMMAND ${CMAKE_COMMAND} --install "${BINARY_DIR}" --prefix "${WORK_DIR}/prefix"
                   RESULT_VARIABLE rc OUTPUT_QUIET)
@@ -24,4 +34,12 @@ execute_process(COMMAND "${WORK_DIR}/build/consumer" RESULT_VARIABLE rc OUTPUT_V
 message("${out}")
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "consumer ${MODE} failed (${rc}):\n${out}\n${err}")
+endif()
+# the quick start loads my_model_A.h5 from its working directory: give it a Keras-written one
+configure_file("${FIXTURE_MODEL_A}" "${WORK_DIR}/my_model_A.h5" COPYONLY)
+execute_process(COMMAND "${WORK_DIR}/build/quickstart" WORKING_DIRECTORY "${WORK_DIR}"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}")
+if(NOT rc EQUAL 0 OR NOT EXISTS "${WORK_DIR}/my_model_B_on_A.h5")
+  message(FATAL_ERROR "README quick start (${MODE}) failed (${rc}):\n${out}\n${err}")
 endif()
