@@ -10,6 +10,8 @@
 #include "graft/core/errors.hpp"
 #include "graft/core/random.hpp"
 #include "graft/core/tensor.hpp"
+#include "graft/data/dataset.hpp"
+#include "graft/data/idx.hpp"
 #include "graft/io/keras_config.hpp"
 #include "graft/io/keras_h5.hpp"
 #include "graft/layers/builtin.hpp"
