@@ -1,28 +1,40 @@
 // graft — the one matrix-product entry point every layer uses, so the kernel behind it can be
 // tuned in one place. Row-major operands with leading dimensions.
+//
+// Large products run Eigen's GEBP kernel (general_matrix_matrix_product) directly, with packing
+// buffers that persist per thread and only grow: Eigen's expression path allocates its blocking
+// buffers on the heap for every product above its stack limit (128 KB) and for every parallel
+// product, which would break the allocation-free steady state of training. With OpenMP, large
+// products are split into column (or row) panels, one per thread, each with its own buffers.
 #pragma once
 
 #include <Eigen/Core>
 
+#include <algorithm>
+#include <cstddef>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "graft/core/tensor.hpp"
+
+#if EIGEN_VERSION_AT_LEAST(3, 4, 0)
+#define GRAFT_GEMM_PERSISTENT_BLOCKING 1
+#endif
 
 namespace graft {
 
-/// C = alpha * op(A) * op(B) + beta * C, all row-major. op(A) is M x K, op(B) is K x N.
-/// beta == 0 overwrites C (its previous content is ignored, NaNs included).
+namespace detail {
+
+/// Row-major op(A) * op(B) through Eigen's expression templates (small products, vectors).
 template <class T>
-void gemm(bool trans_a, bool trans_b, Index M, Index N, Index K, T alpha, const T* A, Index lda,
-          const T* B, Index ldb, T beta, T* C, Index ldc) {
+void gemm_eigen(bool trans_a, bool trans_b, Index M, Index N, Index K, T alpha, const T* A, Index lda,
+                const T* B, Index ldb, T beta, T* C, Index ldc) {
   using RM = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using CM = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
   using Stride = Eigen::OuterStride<>;
   Eigen::Map<RM, Eigen::Unaligned, Stride> c(C, M, N, Stride(ldc));
-  if (M == 0 || N == 0) return;
-  if (K == 0) {
-    if (beta == T(0)) c.setZero();
-    else c *= beta;
-    return;
-  }
   // A row-major matrix read transposed is a column-major one with the same leading dimension.
   auto run = [&](const auto& a, const auto& b) {
     if (beta == T(0)) {
@@ -47,6 +59,140 @@ void gemm(bool trans_a, bool trans_b, Index M, Index N, Index K, T alpha, const 
     run(Eigen::Map<const CM, Eigen::Unaligned, Stride>(A, M, K, Stride(lda)),
         Eigen::Map<const CM, Eigen::Unaligned, Stride>(B, K, N, Stride(ldb)));
   }
+}
+
+#ifdef GRAFT_GEMM_PERSISTENT_BLOCKING
+/// GEBP packing buffers of the calling thread, grown on demand and kept for the next product.
+template <class T>
+class GemmBuffers {
+ public:
+  GemmBuffers() = default;
+  GemmBuffers(const GemmBuffers&) = delete;
+  GemmBuffers& operator=(const GemmBuffers&) = delete;
+  ~GemmBuffers() {
+    Eigen::internal::aligned_free(a_);
+    Eigen::internal::aligned_free(b_);
+  }
+  T* a(std::size_t n) { return grow(a_, na_, n); }
+  T* b(std::size_t n) { return grow(b_, nb_, n); }
+
+ private:
+  static T* grow(T*& p, std::size_t& cap, std::size_t n) {
+    if (n > cap) {
+      Eigen::internal::aligned_free(p);
+      p = nullptr;
+      p = static_cast<T*>(Eigen::internal::aligned_malloc(n * sizeof(T)));
+      cap = n;
+    }
+    return p;
+  }
+  T* a_ = nullptr;
+  T* b_ = nullptr;
+  std::size_t na_ = 0, nb_ = 0;
+};
+
+template <class T>
+GemmBuffers<T>& gemm_buffers() {
+  thread_local GemmBuffers<T> buffers;
+  return buffers;
+}
+
+/// Eigen's level-3 blocking (cache block sizes + packing buffers), on the persistent buffers.
+template <class T>
+class PersistentBlocking : public Eigen::internal::level3_blocking<T, T> {
+ public:
+  /// rows x cols x depth of the column-major product Eigen's kernel runs.
+  PersistentBlocking(Index rows, Index cols, Index depth) {
+    this->m_mc = rows;
+    this->m_nc = cols;
+    this->m_kc = depth;
+    Eigen::internal::computeProductBlockingSizes<T, T, 1>(this->m_kc, this->m_mc, this->m_nc, Eigen::Index(1));
+    GemmBuffers<T>& buf = gemm_buffers<T>();
+    this->m_blockA = buf.a(static_cast<std::size_t>(this->m_mc * this->m_kc));
+    this->m_blockB = buf.b(static_cast<std::size_t>(this->m_kc * this->m_nc));
+  }
+};
+
+/// C (row-major, ldc) += alpha * op(A) * op(B) on the calling thread. AOrder / BOrder are the
+/// storage orders in which op(A) (M x K) and op(B) (K x N) are read.
+template <class T, int AOrder, int BOrder>
+void gemm_gebp(Index M, Index N, Index K, T alpha, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc) {
+  // A row-major C = op(A) op(B) is the column-major C^T = op(B)^T op(A)^T: Eigen's row-major
+  // specialisation makes that swap, so the blocking is sized for an N x M x K product.
+  PersistentBlocking<T> blocking(N, M, K);
+  Eigen::internal::general_matrix_matrix_product<Index, T, AOrder, false, T, BOrder, false, Eigen::RowMajor, 1>::run(
+      M, N, K, A, lda, B, ldb, C, 1, ldc, alpha, blocking);
+}
+
+/// Split the product into panels of C, one per thread (OpenMP), or run it whole.
+template <class T, int AOrder, int BOrder>
+void gemm_panels(Index M, Index N, Index K, T alpha, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc) {
+#ifdef _OPENMP
+  // Eigen's rule of thumb (Parallelizer.h) with a larger minimum task: two threads make
+  // small products slower (bench: 32x300 . 300x100).
+  const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  Index threads = omp_in_parallel() ? 1 : static_cast<Index>(omp_get_max_threads());
+  threads = std::min<Index>(threads, static_cast<Index>(work / 1.5e6));
+  const bool split_cols = N >= M;
+  const Index len = split_cols ? N : M;
+  threads = std::min<Index>(threads, len / 16);
+  if (threads > 1) {
+#pragma omp parallel num_threads(static_cast<int>(threads))
+    {
+      const Index t = omp_get_thread_num(), nt = omp_get_num_threads();
+      // panels of a multiple of 16 columns (rows); the last takes the rest
+      const Index chunk = ((len / nt) / 16) * 16;
+      const Index begin = t * chunk, count = t + 1 == nt ? len - begin : chunk;
+      if (count > 0) {
+        if (split_cols) {
+          const T* Bp = BOrder == Eigen::RowMajor ? B + begin : B + begin * ldb;
+          gemm_gebp<T, AOrder, BOrder>(M, count, K, alpha, A, lda, Bp, ldb, C + begin, ldc);
+        } else {
+          const T* Ap = AOrder == Eigen::RowMajor ? A + begin * lda : A + begin;
+          gemm_gebp<T, AOrder, BOrder>(count, N, K, alpha, Ap, lda, B, ldb, C + begin * ldc, ldc);
+        }
+      }
+    }
+    return;
+  }
+#endif
+  gemm_gebp<T, AOrder, BOrder>(M, N, K, alpha, A, lda, B, ldb, C, ldc);
+}
+#endif  // GRAFT_GEMM_PERSISTENT_BLOCKING
+
+}  // namespace detail
+
+/// C = alpha * op(A) * op(B) + beta * C, all row-major. op(A) is M x K, op(B) is K x N.
+/// beta == 0 overwrites C (its previous content is ignored, NaNs included). Allocation-free
+/// once the largest product shape has been seen on the calling thread.
+template <class T>
+void gemm(bool trans_a, bool trans_b, Index M, Index N, Index K, T alpha, const T* A, Index lda,
+          const T* B, Index ldb, T beta, T* C, Index ldc) {
+  if (M == 0 || N == 0) return;
+  using RM = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Stride = Eigen::OuterStride<>;
+  Eigen::Map<RM, Eigen::Unaligned, Stride> c(C, M, N, Stride(ldc));
+  if (K == 0) {
+    if (beta == T(0)) c.setZero();
+    else c *= beta;
+    return;
+  }
+#ifdef GRAFT_GEMM_PERSISTENT_BLOCKING
+  // Eigen itself takes the coefficient-based or matrix-vector path here; those keep their
+  // temporaries on the stack.
+  const bool small = M == 1 || N == 1 || M + N + K < 20;
+  if (!small) {
+    if (beta == T(0)) c.setZero();
+    else if (beta != T(1)) c *= beta;
+    constexpr int R = Eigen::RowMajor, Cm = Eigen::ColMajor;
+    if (!trans_a && !trans_b) detail::gemm_panels<T, R, R>(M, N, K, alpha, A, lda, B, ldb, C, ldc);
+    else if (trans_a && !trans_b) detail::gemm_panels<T, Cm, R>(M, N, K, alpha, A, lda, B, ldb, C, ldc);
+    else if (!trans_a && trans_b) detail::gemm_panels<T, R, Cm>(M, N, K, alpha, A, lda, B, ldb, C, ldc);
+    else detail::gemm_panels<T, Cm, Cm>(M, N, K, alpha, A, lda, B, ldb, C, ldc);
+    return;
+  }
+#endif
+  detail::gemm_eigen(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /// Row-vector broadcast add: each of the M rows of C (ldc) gets b (length N) added.

@@ -190,7 +190,7 @@ class Model : public Layer<T> {
   double regularization_loss(bool add_grads) override {
     if (!this->trainable()) return 0.0;
     double s = 0;
-    for (auto& l : unique_layers()) s += l->regularization_loss(add_grads);
+    for (Layer<T>* l : cached_unique_layers()) s += l->regularization_loss(add_grads);
     return s;
   }
 
@@ -353,6 +353,7 @@ class Model : public Layer<T> {
     if (!metrics.empty() && metrics.size() != no) throw value_error("compile: metrics must be given per output");
     metrics.resize(no);
     compiled_ = CompileState<T>{std::move(optimizer), std::move(losses), std::move(loss_weights), std::move(metrics)};
+    train_gen_ = 0;
   }
   void compile(std::shared_ptr<Optimizer<T>> optimizer, std::shared_ptr<Loss<T>> loss, std::vector<std::string> metrics = {}) {
     std::vector<json> m(metrics.begin(), metrics.end());
@@ -384,10 +385,10 @@ class Model : public Layer<T> {
     if (!(o.validation_split >= 0 && o.validation_split < 1)) throw value_error("fit: validation_split must be in [0, 1)");
     check_targets(y);
     const Index n_all = check_samples(x, "fit");
-    if (y[0].dim(0) != n_all)
-      throw shape_error(detail::cat("fit: ", n_all, " input samples but ", y[0].dim(0), " target samples"));
-    for (auto& t : y)
-      if (t.rank() == 0 || t.dim(0) != n_all) throw shape_error("fit: every target needs one row per sample");
+    for (size_t j = 0; j < y.size(); ++j)
+      if (y[j].rank() == 0 || y[j].dim(0) != n_all)
+        throw shape_error(detail::cat("fit: ", n_all, " input samples but target ", j, " has shape ",
+                                      shape_str(y[j].shape())));
     Index n_train = n_all;
     std::vector<Tensor<T>> vx = o.validation_x, vy = o.validation_y;
     if (o.validation_split > 0) {
@@ -470,11 +471,9 @@ class Model : public Layer<T> {
   /// One optimisation step on one batch; returns its loss (Keras train_on_batch).
   double train_on_batch(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y) {
     if (!compiled_) throw value_error(detail::cat("train_on_batch: model '", this->name(), "' must be compiled first"));
-    auto xs = adapt_inputs(x);
-    ensure_built(xs);
+    ensure_built(x);
+    const In<T>& px = input_pointers(x);
     check_targets(y);
-    In<T> px;
-    for (auto& t : xs) px.push_back(&t);
     begin_training();
     return train_step(px, y);
   }
@@ -568,7 +567,7 @@ class Model : public Layer<T> {
   /// Keras-style table: layers, output shapes, parameter counts, totals.
   void summary(std::ostream& os = std::cout);
 
-  /// Every distinct layer inside, recursively (nested models expanded, the models themselves too).
+  /// Every distinct layer inside, recursively (nested models expanded into their layers).
   std::vector<Layer<T>*> unique_layers() const {
     std::vector<Layer<T>*> r;
     std::unordered_set<Layer<T>*> seen;
@@ -606,6 +605,8 @@ class Model : public Layer<T> {
     contrib_.clear();
     predict_run_ = Run();
     train_run_ = Run();
+    train_gen_ = 0;
+    unique_valid_ = false;
     if (outputs.empty()) throw value_error("Model: at least one output is needed");
     for (auto& t : inputs)
       if (!t) throw value_error("Model: empty input tensor");
@@ -748,6 +749,15 @@ class Model : public Layer<T> {
       contrib_[static_cast<size_t>(out_refs_[j].first)][static_cast<size_t>(out_refs_[j].second)].push_back({-1, static_cast<int>(j)});
   }
 
+  /// unique_layers(), computed once per graph (regularization runs every training step).
+  const std::vector<Layer<T>*>& cached_unique_layers() {
+    if (!unique_valid_) {
+      unique_cache_ = unique_layers();
+      unique_valid_ = true;
+    }
+    return unique_cache_;
+  }
+
   int graph_node_of(const Node<T>* n) const {
     for (size_t i = 0; i < g_.size(); ++i)
       if (g_[i].node.get() == n) return static_cast<int>(i);
@@ -757,6 +767,33 @@ class Model : public Layer<T> {
   /// Hook for models whose graph is built lazily from the first data (Sequential without input shape).
   virtual void ensure_built(const std::vector<Tensor<T>>&) {
     if (g_.empty()) throw value_error(detail::cat("model '", this->name(), "' has no layers"));
+  }
+
+  /// Pointers to the inputs as the graph takes them: those whose rank needs adjusting (as in
+  /// adapt_inputs) are copied into a reused buffer, the others are used in place. No allocation
+  /// once warm (train_on_batch's hot path).
+  const In<T>& input_pointers(const std::vector<Tensor<T>>& x) {
+    if (x.size() != in_nodes_.size())
+      throw shape_error(detail::cat("model '", this->name(), "' expects ", in_nodes_.size(), " input array(s), got ", x.size()));
+    in_ptrs_.resize(x.size());
+    adapted_.resize(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      const Shape& ref = inputs_[i].shape();
+      const Shape& s = x[i].shape();
+      const bool add_axis = s.size() + 1 == ref.size() && ref.back() == 1;
+      const bool drop_axis = s.size() == ref.size() + 1 && !s.empty() && s.back() == 1;
+      if (!add_axis && !drop_axis) {
+        in_ptrs_[i] = &x[i];
+        continue;
+      }
+      shape_buf_ = s;
+      if (add_axis) shape_buf_.push_back(1);
+      else shape_buf_.pop_back();
+      adapted_[i] = x[i];
+      adapted_[i].reshape(shape_buf_);
+      in_ptrs_[i] = &adapted_[i];
+    }
+    return in_ptrs_;
   }
 
   /// Keras' _adjust_input_rank: (N, 28, 28) data for a (None, 28, 28, 1) input and back.
@@ -826,8 +863,14 @@ class Model : public Layer<T> {
   }
 
   /// Called at the start of fit/train_on_batch: settle the trainable set and the optimizer slots.
+  /// The trainable set is recomputed only after a `trainable` flag, the graph or the compile
+  /// state changed (allocation-free otherwise).
   void begin_training() {
-    train_params_ = this->trainable_weights();
+    const unsigned long gen = detail::trainable_generation().load();
+    if (train_gen_ != gen) {
+      train_params_ = this->trainable_weights();
+      train_gen_ = gen;
+    }
     compiled_->optimizer->build(train_params_);
     dout_.resize(out_refs_.size());
     dout_ptr_.resize(out_refs_.size());
@@ -962,6 +1005,12 @@ class Model : public Layer<T> {
   Run predict_run_, train_run_;
   std::optional<CompileState<T>> compiled_;
   std::vector<Param<T>*> train_params_;
+  unsigned long train_gen_ = 0;  ///< trainable_generation train_params_ was computed at (0: stale)
+  std::vector<Layer<T>*> unique_cache_;
+  bool unique_valid_ = false;
+  std::vector<Tensor<T>> adapted_;
+  In<T> in_ptrs_;
+  Shape shape_buf_;
   std::vector<Tensor<T>> dout_;
   In<T> dout_ptr_;
   Out<T> no_din_;
@@ -1051,6 +1100,8 @@ class Sequential : public Model<T> {
     if (!input_ || seq_.empty()) {
       this->g_.clear();
       this->layers_ = seq_;
+      this->unique_valid_ = false;
+      this->train_gen_ = 0;
       return;
     }
     KerasTensor<T> x = input_->output_tensor();
@@ -1064,6 +1115,7 @@ class Sequential : public Model<T> {
     }
     this->init_graph({in}, {x});
     this->layers_ = seq_;  // Keras: Sequential.layers excludes the InputLayer
+    this->unique_valid_ = false;
   }
   std::vector<std::shared_ptr<Layer<T>>> seq_;
   std::shared_ptr<InputLayer<T>> input_;

@@ -119,15 +119,16 @@ struct FitOptions {
 
 namespace detail {
 
+/// A logged value as Keras' Progbar prints it: 4 decimals, or exponent form at or below 1e-3.
 inline std::string format_metric(double v) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.4f", v);
+  std::snprintf(buf, sizeof buf, v > 1e-3 ? "%.4f" : "%.4e", v);
   return buf;
 }
+/// Epoch time as Keras' verbose-2 line prints it: whole seconds ("0s" for a fast epoch).
 inline std::string format_duration(double seconds) {
   char buf[64];
-  if (seconds >= 1.0) std::snprintf(buf, sizeof buf, "%.0fs", seconds);
-  else std::snprintf(buf, sizeof buf, "%.0fms", seconds * 1000);
+  std::snprintf(buf, sizeof buf, "%.0fs", seconds);
   return buf;
 }
 inline std::string format_per_step(double seconds, Index steps) {

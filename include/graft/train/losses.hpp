@@ -40,14 +40,17 @@ class Loss {
 
  protected:
   /// y_true must hold the same values as y_pred up to trailing axes of size 1 (Keras squeezes).
-  static void check_same(const Tensor<T>& t, const Tensor<T>& p, const std::string& loss) {
-    auto strip = [](Shape s) {
-      while (!s.empty() && s.back() == 1) s.pop_back();
-      return s;
-    };
-    if (t.size() != p.size() || strip(t.shape()) != strip(p.shape()))
-      throw shape_error(detail::cat(loss, ": y_true has shape ", shape_str(t.shape()),
+  /// Runs every training step: allocation-free unless it throws.
+  void check_same(const Tensor<T>& t, const Tensor<T>& p) const {
+    if (t.size() != p.size() || !same_but_trailing_ones(t.shape(), p.shape()))
+      throw shape_error(detail::cat(name(), ": y_true has shape ", shape_str(t.shape()),
                                     " but the model output has shape ", shape_str(p.shape())));
+  }
+  static bool same_but_trailing_ones(const Shape& a, const Shape& b) {
+    size_t na = a.size(), nb = b.size();
+    while (na > 0 && a[na - 1] == 1) --na;
+    while (nb > 0 && b[nb - 1] == 1) --nb;
+    return na == nb && std::equal(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(na), b.begin());
   }
 };
 
@@ -57,7 +60,7 @@ class ElementwiseLoss : public Loss<T> {
  public:
   double compute(const Tensor<T>& y_true, const Tensor<T>& y_pred, Tensor<T>* grad,
                  T scale) const override {
-    this->check_same(y_true, y_pred, name());
+    this->check_same(y_true, y_pred);
     prepare(y_true);
     const Index n = y_pred.size();
     const Index last = y_pred.rank() ? std::max<Index>(1, y_pred.shape().back()) : 1;
@@ -278,7 +281,7 @@ class CategoricalCrossentropy : public Loss<T> {
                                       " values) for output shape ", shape_str(y_pred.shape()),
                                       ", got y_true of shape ", shape_str(y_true.shape())));
     } else {
-      this->check_same(y_true, y_pred, name());
+      this->check_same(y_true, y_pred);
     }
     if (grad) grad->resize_like(y_pred.shape());
     const T eps = static_cast<T>(kEpsilon), hi = T(1) - eps;
@@ -356,7 +359,7 @@ class KLDivergence : public Loss<T> {
   std::string name() const override { return "kl_divergence"; }
   double compute(const Tensor<T>& y_true, const Tensor<T>& y_pred, Tensor<T>* grad,
                  T scale) const override {
-    this->check_same(y_true, y_pred, name());
+    this->check_same(y_true, y_pred);
     const Index C = y_pred.rank() ? std::max<Index>(1, y_pred.shape().back()) : 1;
     const Index rows = y_pred.size() / C;
     if (grad) grad->resize_like(y_pred.shape());
