@@ -84,7 +84,7 @@ TEST_CASE("a file that is not HDF5 is refused with a clear error", "[keras][bad]
   write_bytes(tmp("lfs.h5"), "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 1234\n");
   expect_error<graft::format_error>(tmp("lfs.h5"), {"Git LFS pointer"});
   write_bytes(tmp("zip.keras"), std::string("PK\x03\x04", 4) + std::string(100, '\0'));
-  expect_error<graft::unsupported_error>(tmp("zip.keras"), {"zip"});
+  expect_error<graft::format_error>(tmp("zip.keras"), {"zip"});
   CHECK_THROWS_AS(graft::load_model<float>(tmp("does-not-exist.h5")), graft::io_error);
 }
 
@@ -116,6 +116,30 @@ TEST_CASE("truncated and corrupted model files raise graft errors, never crash",
       CHECK_THAT(std::string(e.what()), Contains(p));
     }
   }
+}
+
+TEST_CASE("damaged .keras archives are refused with a clear error", "[keras][bad][zip]") {
+  const std::string good = read_bytes(graft_test::shared_path("keras-corpus/rafa_my_model_A.keras"));
+  for (double frac : {0.05, 0.5, 0.95}) {  // truncated: the central directory is gone
+    write_bytes(tmp("cut.keras"), good.substr(0, static_cast<size_t>(frac * static_cast<double>(good.size()))));
+    expect_error<graft::format_error>(tmp("cut.keras"), {"zip"});
+  }
+  // a flipped byte inside the weights member: the CRC check catches it
+  std::string b = good;
+  size_t pos = b.find("HDF");
+  REQUIRE(pos != std::string::npos);
+  b[pos + 5000] = static_cast<char>(~b[pos + 5000]);
+  write_bytes(tmp("crc.keras"), b);
+  expect_error<graft::format_error>(tmp("crc.keras"), {"CRC"});
+  // a member claiming to inflate to 4 GiB: refused before allocating
+  std::string bomb = good;
+  size_t cd = bomb.rfind(std::string("PK\x01\x02", 4));
+  REQUIRE(cd != std::string::npos);
+  // the last central-directory entry is model.weights.h5: set its uncompressed size to 0xFFFFFFF0
+  bomb[cd + 24] = '\xF0';
+  bomb[cd + 25] = bomb[cd + 26] = bomb[cd + 27] = '\xFF';
+  write_bytes(tmp("bomb.keras"), bomb);
+  expect_error<graft::format_error>(tmp("bomb.keras"), {"model.weights.h5"});
 }
 
 TEST_CASE("files without a usable model_config are refused with what was expected", "[keras][bad]") {

@@ -109,7 +109,7 @@ int summary(const Args& a) {
   if (!info.backend.empty()) std::cout << ", backend: " << info.backend;
   if (!info.writer.empty()) std::cout << ", written by " << info.writer;
   std::cout << "\n";
-  if (info.layout == "legacy_h5") {
+  if (info.layout == "legacy_h5" || info.layout == "keras_zip") {
     graft::LoadOptions o;
     o.compile = false;
     auto m = graft::load_model<float>(a.model, o);

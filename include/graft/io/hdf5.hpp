@@ -76,6 +76,9 @@ inline void require_hdf5(const std::string& path) {
   }
 }
 
+class File;
+File open_image(const std::string& name, const std::vector<char>& bytes);
+
 /// An open HDF5 file with its path, for messages.
 class File {
  public:
@@ -112,6 +115,7 @@ class File {
   }
 
  private:
+  friend File open_image(const std::string& name, const std::vector<char>& bytes);
   std::string path_;
   std::shared_ptr<H5::H5File> file_;
 };

@@ -157,6 +157,7 @@ template <class T>
 std::shared_ptr<Model<T>> sequential_from_config(const json& cfg, const std::string& name_hint, const std::string& ctx) {
   const json* layers = nullptr;
   std::string name = name_hint == "?" ? std::string() : name_hint;
+  if (cfg.is_object() && cfg.contains("name") && cfg["name"].is_string()) name = cfg["name"].get<std::string>();
   bool trainable = true;
   Shape build_shape;
   if (cfg.is_array()) {  // Keras 1, Keras 2.0-2.1
@@ -380,10 +381,11 @@ template <class T>
 std::shared_ptr<Model<T>> clone_model(const Model<T>& m) {
   return model_from_config<T>(model_to_config(m));
 }
-template <class T>
-std::shared_ptr<Model<T>> clone_model(const std::shared_ptr<Model<T>>& m) {
+/// clone_model(model_a) for a std::shared_ptr to a Model, Sequential or other Model subclass.
+template <template <class> class M, class T>
+std::shared_ptr<Model<T>> clone_model(const std::shared_ptr<M<T>>& m) {
   if (!m) throw value_error("clone_model: null model");
-  return clone_model(*m);
+  return clone_model(static_cast<const Model<T>&>(*m));
 }
 
 }  // namespace graft

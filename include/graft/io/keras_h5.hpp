@@ -24,6 +24,7 @@
 
 #include "graft/io/hdf5.hpp"
 #include "graft/io/keras_config.hpp"
+#include "graft/io/keras_zip.hpp"
 #include "graft/model/model.hpp"
 
 namespace graft {
@@ -337,95 +338,95 @@ inline std::vector<std::vector<json>> metrics_from_config(const json& j, size_t 
   return r;
 }
 
-/// Restore optimizer variables when they match (Keras 3 / TF-Keras >= 2.11 layout: iteration,
-/// [learning_rate], slots interleaved per variable; or the legacy TF layout grouped per slot).
+/// One saved optimizer variable.
+struct OptArray {
+  std::string name;
+  Tensor<double> value;
+};
+
+/// Restore optimizer variables when they match: iteration, [learning_rate], then the slots, either
+/// interleaved per variable as Keras 3 / TF-Keras >= 2.11 store them, or grouped per slot kind as
+/// the TF-Keras 2.x and Keras 2 optimizers did (Keras 2 Adam's (1,)-shaped dummy "vhat" slots are
+/// ignored). Otherwise warn and keep a fresh optimizer state, as Keras does.
 template <class T>
-void restore_optimizer(Model<T>& model, h5::Group& root, const std::function<void(const std::string&)>& warn) {
+void restore_optimizer(Model<T>& model, std::vector<OptArray> saved, const std::string& where,
+                       const std::function<void(const std::string&)>& warn) {
   auto opt = model.optimizer();
-  h5::Group og = root.group("optimizer_weights");
-  std::vector<std::string> names = og.strings_attr("weight_names");
-  if (names.empty()) return;
-  auto params = model.trainable_weights();
-  opt->build(params);
+  if (saved.empty()) return;
+  opt->build(model.trainable_weights());
   long long iteration = -1;
   double lr = -1;
-  std::vector<std::string> slots;
-  for (const auto& n : names) {
-    std::string s = strip_colon_suffix(n);
+  std::vector<OptArray> slots;
+  bool named = false;
+  for (auto& a : saved) {
+    std::string s = strip_colon_suffix(a.name);
     std::string leaf = s.substr(s.rfind('/') == std::string::npos ? 0 : s.rfind('/') + 1);
-    if (leaf == "iteration" || leaf == "iter" || leaf == "iterations") {
-      iteration = h5::read_scalar_int(og, n);
-    } else if (leaf == "learning_rate" || leaf == "lr") {
-      Tensor<double> v = h5::read_dataset<double>(og, n);
-      if (v.size() == 1) lr = v[0];
+    if ((leaf == "iteration" || leaf == "iter" || leaf == "iterations") && a.value.size() == 1) {
+      iteration = static_cast<long long>(a.value[0]);
+      named = true;
+    } else if ((leaf == "learning_rate" || leaf == "lr") && a.value.size() == 1) {
+      lr = a.value[0];
+      named = true;
     } else {
-      slots.push_back(n);
+      slots.push_back(std::move(a));
     }
+  }
+  if (!named) {  // Keras 3 .weights.h5: optimizer/vars/0 (iteration), 1 (learning_rate), ...
+    size_t k = 0;
+    if (k < slots.size() && slots[k].value.rank() == 0) iteration = static_cast<long long>(slots[k++].value[0]);
+    if (k < slots.size() && slots[k].value.rank() == 0 && !opt->schedule()) lr = slots[k++].value[0];
+    slots.erase(slots.begin(), slots.begin() + static_cast<std::ptrdiff_t>(k));
   }
   auto vars = opt->slot_variables();
-  auto try_assign = [&](const std::vector<size_t>& order) {
-    if (order.size() != slots.size()) return false;
-    std::vector<Shape> shapes;
-    for (size_t i = 0; i < slots.size(); ++i) {
-      Shape s = h5::dataset_shape(og, slots[i]);
-      if (s != vars[order[i]].value->shape()) return false;
-      shapes.push_back(s);
-    }
-    for (size_t i = 0; i < slots.size(); ++i) {
-      Shape want = vars[order[i]].value->shape();
-      *vars[order[i]].value = h5::read_dataset<T>(og, slots[i], &want);
-    }
-    return true;
-  };
-  std::vector<size_t> interleaved(vars.size());
-  for (size_t i = 0; i < vars.size(); ++i) interleaved[i] = i;
-  // grouped: for each slot kind of the first group, all variables
-  std::vector<size_t> grouped;
-  {
-    std::vector<std::string> kinds;
-    for (auto& v : vars)
-      if (std::find(kinds.begin(), kinds.end(), v.slot) == kinds.end()) kinds.push_back(v.slot);
-    for (auto& k : kinds)
-      for (size_t i = 0; i < vars.size(); ++i)
-        if (vars[i].slot == k) grouped.push_back(i);
-  }
-  if (slots.empty()) {  // an optimizer that never stepped: nothing to restore but the counters
-    if (iteration > 0 && !vars.empty())
-      warn(detail::cat(og.where(), ": the saved optimizer has no slot variables; its slots start from zero"));
+  auto apply_counters = [&]() {
     if (iteration >= 0) opt->set_iterations(iteration);
     if (lr >= 0 && !opt->schedule() && opt->legacy_decay() == 0) opt->set_learning_rate(lr);
+  };
+  if (slots.empty()) {  // an optimizer that never stepped, or one without slots (plain SGD)
+    if (iteration > 0 && !vars.empty())
+      warn(detail::cat(where, ": the saved optimizer has no slot variables; its slots start from zero"));
+    apply_counters();
     return;
   }
-  bool ok = try_assign(interleaved);
-  if (!ok && grouped != interleaved) ok = try_assign(grouped);
+  auto try_assign = [&](const std::vector<size_t>& order, size_t n) {
+    if (order.size() != n || n > slots.size()) return false;
+    for (size_t i = 0; i < n; ++i)
+      if (slots[i].value.shape() != vars[order[i]].value->shape()) return false;
+    for (size_t i = 0; i < n; ++i) *vars[order[i]].value = slots[i].value.template cast<T>();
+    return true;
+  };
+  std::vector<size_t> interleaved(vars.size()), grouped;
+  for (size_t i = 0; i < vars.size(); ++i) interleaved[i] = i;
+  std::vector<std::string> kinds;
+  for (auto& v : vars)
+    if (std::find(kinds.begin(), kinds.end(), v.slot) == kinds.end()) kinds.push_back(v.slot);
+  for (auto& k : kinds)
+    for (size_t i = 0; i < vars.size(); ++i)
+      if (vars[i].slot == k) grouped.push_back(i);
+  bool ok = slots.size() == vars.size() && (try_assign(interleaved, vars.size()) || try_assign(grouped, vars.size()));
   if (!ok && slots.size() > vars.size()) {
-    // Keras 2.x Adam also stores one (1,)-shaped "vhat" per variable when amsgrad is off
     bool dummies = true;
-    for (size_t i = vars.size(); i < slots.size(); ++i) dummies = dummies && h5::dataset_shape(og, slots[i]) == Shape{1};
-    if (dummies) {
-      std::vector<std::string> keep(slots.begin(), slots.begin() + static_cast<std::ptrdiff_t>(vars.size()));
-      slots.swap(keep);
-      ok = try_assign(grouped);
-    }
+    for (size_t i = vars.size(); i < slots.size(); ++i) dummies = dummies && slots[i].value.shape() == Shape{1};
+    ok = dummies && try_assign(grouped, vars.size());
   }
   if (!ok) {
-    warn(detail::cat(og.where(), ": the saved optimizer state (", slots.size(), " slot variables) does not match ",
+    warn(detail::cat(where, ": the saved optimizer state (", slots.size(), " slot variables) does not match ",
                      opt->class_name(), " on this model (", vars.size(), "); training continues with a fresh optimizer state"));
     opt->reset();
     return;
   }
-  if (iteration >= 0) opt->set_iterations(iteration);
-  if (lr >= 0 && !opt->schedule() && opt->legacy_decay() == 0) opt->set_learning_rate(lr);
+  apply_counters();
 }
 
+/// Compile from a Keras training_config (legacy .h5: optimizer_config) or compile_config
+/// (.keras: optimizer) JSON object.
 template <class T>
-void compile_from_training_config(Model<T>& model, h5::Group& root, const LoadOptions& o) {
-  json tc = parse_json_attr(root, "training_config");
-  const std::string where = root.where() + " training_config";
+void compile_from_json(Model<T>& model, const json& tc, const std::string& where) {
   if (!tc.is_object()) throw format_error(where + ": not a JSON object");
-  if (!tc.contains("optimizer_config")) throw format_error(where + ": no optimizer_config");
-  auto opt = make_optimizer<T>(tc["optimizer_config"], where);
-  if (!tc.contains("loss")) throw format_error(where + ": no loss");
+  const char* ok = tc.contains("optimizer_config") ? "optimizer_config" : "optimizer";
+  if (!tc.contains(ok) || tc[ok].is_null()) throw format_error(where + ": no optimizer");
+  auto opt = make_optimizer<T>(tc[ok], where);
+  if (!tc.contains("loss") || tc["loss"].is_null()) throw format_error(where + ": no loss");
   auto losses = losses_from_config<T>(tc["loss"], model, where);
   auto metrics = metrics_from_config(tc.contains("metrics") ? tc["metrics"] : json(nullptr), model.num_outputs(), model.output_names());
   std::vector<double> lw;
@@ -438,7 +439,17 @@ void compile_from_training_config(Model<T>& model, h5::Group& root, const LoadOp
       for (auto& n : model.output_names()) lw.push_back(w.contains(n) ? static_cast<double>(w[n]) : 1.0);
   }
   model.compile(opt, losses, metrics, lw);
-  if (root.has_child("optimizer_weights")) restore_optimizer(model, root, o.warn ? o.warn : default_warn);
+}
+
+template <class T>
+void compile_from_training_config(Model<T>& model, h5::Group& root, const LoadOptions& o) {
+  json tc = parse_json_attr(root, "training_config");
+  compile_from_json(model, tc, root.where() + " training_config");
+  if (!root.has_child("optimizer_weights")) return;
+  h5::Group og = root.group("optimizer_weights");
+  std::vector<OptArray> saved;
+  for (const auto& n : og.strings_attr("weight_names")) saved.push_back({n, h5::read_dataset<double>(og, n)});
+  restore_optimizer(model, std::move(saved), og.where(), o.warn ? o.warn : default_warn);
 }
 
 /// Path of each weight of a model for names in files: "<layer>/<param>" for plain layers,
@@ -521,10 +532,81 @@ inline void atomic_write(const std::string& path, const std::function<void(h5::F
   }
 }
 
+/// The model.weights.h5 member of a .keras archive, opened from memory.
+inline h5::File archive_weights(const zip::Archive& z) {
+  if (!z.has("model.weights.h5")) {
+    if (z.has("model.weights.npz") || z.has("model.weights.json"))
+      throw unsupported_error(detail::cat(z.path(), ": the archive stores its weights as .npz or sharded files; "
+                                                    "only model.weights.h5 is supported"));
+    throw format_error(detail::cat(z.path(), ": the .keras archive has no model.weights.h5"));
+  }
+  return h5::open_image(z.path() + ":model.weights.h5", z.read("model.weights.h5"));
+}
+
+/// keras.models.load_model for a Keras 3 .keras archive.
+template <class T>
+std::shared_ptr<Model<T>> load_keras_archive(const std::string& path, const LoadOptions& o) {
+  zip::Archive z(path);
+  if (!z.has("config.json")) throw format_error(detail::cat(path, ": a zip archive, but not a .keras model (no config.json)"));
+  std::vector<char> text = z.read("config.json");
+  json cfg;
+  try {
+    cfg = json::parse(text.begin(), text.end());
+  } catch (const json::exception& e) {
+    throw format_error(detail::cat(path, ": config.json is not valid JSON: ", e.what()));
+  }
+  auto model = model_from_config<T>(cfg, path);
+  h5::File wf = archive_weights(z);
+  h5::Group root = h5::Group::root(wf);
+  auto warn = o.warn ? o.warn : default_warn;
+  load_keras3_weights(*model, root, warn);
+  const json cc = cfg.contains("compile_config") && cfg["compile_config"].is_object() ? cfg["compile_config"] : json::object();
+  if (o.compile && !cc.empty() && !(cc.contains("optimizer") && !cc["optimizer"].is_null()))
+    warn(detail::cat(path, ": compile_config names no optimizer, so the model is loaded uncompiled"));
+  if (o.compile && cc.contains("optimizer") && !cc["optimizer"].is_null()) {
+    compile_from_json(*model, cc, path + " compile_config");
+    if (root.has_child("optimizer")) {
+      h5::Group og = root.group("optimizer");
+      if (og.has_child("vars")) {
+        h5::Group vg = og.group("vars");
+        std::vector<OptArray> saved;
+        for (size_t i = 0; vg.has_child(std::to_string(i)); ++i)
+          saved.push_back({std::to_string(i), h5::read_dataset<double>(vg, std::to_string(i))});
+        restore_optimizer(*model, std::move(saved), vg.where(), warn);
+      }
+    }
+  }
+  return model;
+}
+
 }  // namespace detail
 
 /// Describe a Keras file without building a model.
 inline KerasFileInfo inspect_keras_file(const std::string& path) {
+  if (h5::sniff(path) == h5::FileKind::zip) {
+    zip::Archive z(path);
+    KerasFileInfo info;
+    info.path = path;
+    info.layout = "keras_zip";
+    if (!z.has("config.json")) throw format_error(detail::cat(path, ": a zip archive, but not a .keras model (no config.json)"));
+    info.has_model_config = true;
+    if (z.has("metadata.json")) {
+      auto m = z.read("metadata.json");
+      try {
+        json j = json::parse(m.begin(), m.end());
+        if (j.contains("keras_version") && j["keras_version"].is_string()) info.keras_version = j["keras_version"];
+      } catch (const json::exception&) {
+      }
+    }
+    auto c = z.read("config.json");
+    try {
+      json j = json::parse(c.begin(), c.end());
+      info.has_training_config = j.contains("compile_config") && j["compile_config"].is_object();
+    } catch (const json::exception& e) {
+      throw format_error(detail::cat(path, ": config.json is not valid JSON: ", e.what()));
+    }
+    return info;
+  }
   h5::File f = h5::File::open(path);
   h5::Group root = h5::Group::root(f);
   KerasFileInfo info;
@@ -554,9 +636,11 @@ inline KerasFileInfo inspect_keras_file(const std::string& path) {
   return info;
 }
 
-/// keras.models.load_model for HDF5 files (any Keras generation; the extension does not matter).
+/// keras.models.load_model: legacy HDF5 files of any Keras generation and Keras 3 .keras archives,
+/// recognised by their content, not their extension.
 template <class T = float>
 std::shared_ptr<Model<T>> load_model(const std::string& path, const LoadOptions& o = {}) {
+  if (h5::sniff(path) == h5::FileKind::zip) return detail::load_keras_archive<T>(path, o);
   h5::File f = h5::File::open(path);
   h5::Group root = h5::Group::root(f);
   if (!root.has_attr("model_config")) {
@@ -579,9 +663,17 @@ std::shared_ptr<Model<T>> load_model(const std::string& path, const LoadOptions&
 /// model_weights group of full-model files, and Keras 3 .weights.h5 (layers/<key>/vars/N).
 template <class T>
 void load_weights(Model<T>& model, const std::string& path, const LoadWeightsOptions& o = {}) {
+  auto warn = detail::default_warn;
+  if (h5::sniff(path) == h5::FileKind::zip) {  // the weights of a .keras archive
+    if (o.by_name) throw value_error(detail::cat(path, ": by_name loading is only possible for legacy .h5 weights"));
+    zip::Archive z(path);
+    h5::File wf = detail::archive_weights(z);
+    h5::Group wr = h5::Group::root(wf);
+    detail::load_keras3_weights(model, wr, warn);
+    return;
+  }
   h5::File f = h5::File::open(path);
   h5::Group root = h5::Group::root(f);
-  auto warn = detail::default_warn;
   if (root.has_strings_attr("layer_names")) {
     detail::load_legacy_weights(model, root, o, false, warn);
   } else if (root.has_child("model_weights") && root.group("model_weights").has_strings_attr("layer_names")) {
