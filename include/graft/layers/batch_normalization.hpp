@@ -282,7 +282,9 @@ class BatchNormalization : public UnaryLayer<T> {
 
  private:
   void layout(const Tensor<T>& x, Index& outer, Index& C, Index& inner) const {
-    const int a = normalize_axis(axis_, static_cast<size_t>(x.rank()), this->where());
+    const Index r = x.rank();
+    const int a = axis_ < 0 ? axis_ + static_cast<int>(r) : axis_;
+    if (a < 0 || a >= r) normalize_axis(axis_, static_cast<size_t>(r), this->where());  // throws the message
     C = x.dim(a);
     if (a == 0 || C != mm_->value.size())
       throw shape_error(detail::cat(this->where(), ": expects ", mm_->value.size(), " features on axis ", axis_, ", got shape ",

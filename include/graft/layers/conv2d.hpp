@@ -244,11 +244,12 @@ class ConvBase : public UnaryLayer<T> {
     if (x.rank() != rank_ + 2 || x.shape().back() != in_channels())
       throw shape_error(cat(this->where(), ": expects inputs of shape ", rank_ == 2 ? "(batch, rows, cols, " : "(batch, steps, ",
                             in_channels(), "), got ", shape_str(x.shape())));
-    if (rank_ == 2)
-      return make_geom(x.dim(0), x.dim(1), x.dim(2), x.dim(3), kernel_[0], kernel_[1], strides_[0], strides_[1], dilation_[0],
-                       dilation_[1], pad_, pad_, this->where());
-    return make_geom(x.dim(0), 1, x.dim(1), x.dim(2), 1, kernel_[0], 1, strides_[0], 1, dilation_[0], pad_, PadMode::valid,
-                     this->where());
+    const Geom g = rank_ == 2 ? make_geom(x.dim(0), x.dim(1), x.dim(2), x.dim(3), kernel_[0], kernel_[1], strides_[0],
+                                          strides_[1], dilation_[0], dilation_[1], pad_, pad_)
+                              : make_geom(x.dim(0), 1, x.dim(1), x.dim(2), 1, kernel_[0], 1, strides_[0], 1, dilation_[0], pad_,
+                                          PadMode::valid);
+    if (!window_fits(g)) throw_window_too_large(this->where(), g, pad_);
+    return g;
   }
   static Index chunk(const Geom& g) {
     const Index per = std::max<Index>(1, g.OH * g.OW * g.K());

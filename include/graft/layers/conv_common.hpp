@@ -14,16 +14,8 @@
 #include "graft/core/tensor.hpp"
 #include "graft/layers/layer.hpp"
 
-#ifndef GRAFT_PRAGMA
-#define GRAFT_PRAGMA(x) _Pragma(#x)
-#endif
-/// `omp parallel for` when OpenMP is enabled, nothing otherwise (no unknown-pragma warnings).
-#ifndef GRAFT_OMP_FOR_IF
 #if defined(_OPENMP)
-#define GRAFT_OMP_FOR_IF(cond) GRAFT_PRAGMA(omp parallel for schedule(static) if (cond))
-#else
-#define GRAFT_OMP_FOR_IF(cond)
-#endif
+#include <omp.h>
 #endif
 
 namespace graft {
@@ -46,6 +38,24 @@ struct Dims {
 };
 
 namespace detail {
+
+/// f(i) for i in [begin, end): over OpenMP threads when `parallel` (the work is big enough) and
+/// more than one thread is available, serially otherwise. The serial path enters no OpenMP
+/// region at all: libgomp allocates a fresh team for every one-thread region, which would
+/// break allocation-free steady-state training.
+template <class F>
+void parallel_for(Index begin, Index end, bool parallel, F&& f) {
+#if defined(_OPENMP)
+  if (parallel && end - begin > 1 && !omp_in_parallel() && omp_get_max_threads() > 1) {
+#pragma omp parallel for schedule(static)
+    for (Index i = begin; i < end; ++i) f(i);
+    return;
+  }
+#else
+  (void)parallel;
+#endif
+  for (Index i = begin; i < end; ++i) f(i);
+}
 
 enum class PadMode { valid, same, causal };
 
@@ -98,19 +108,23 @@ struct Geom {
   bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0; }
 };
 
+/// The geometry of a window over an input; OH or OW <= 0 means the input is smaller than the
+/// window (check with window_fits; this function does not throw, so it never builds a message).
 inline Geom make_geom(Index N, Index H, Index W, Index C, Index kh, Index kw, Index sh, Index sw, Index dh, Index dw,
-                      PadMode pad, PadMode pad_h, const std::string& where) {
+                      PadMode pad, PadMode pad_h) {
   Geom g;
   g.N = N; g.H = H; g.W = W; g.C = C;
   g.kh = kh; g.kw = kw; g.sh = sh; g.sw = sw; g.dh = dh; g.dw = dw;
   g.OH = conv_out_len(H, kh, sh, dh, pad_h);
   g.OW = conv_out_len(W, kw, sw, dw, pad);
-  if (g.OH <= 0 || g.OW <= 0)
-    throw shape_error(cat(where, ": the input (", H, "x", W, ") is smaller than the window (", (kh - 1) * dh + 1, "x",
-                          (kw - 1) * dw + 1, ") with padding '", padding_name(pad), "'"));
   g.pt = pad_before(H, kh, sh, dh, pad_h);
   g.pl = pad_before(W, kw, sw, dw, pad);
   return g;
+}
+inline bool window_fits(const Geom& g) { return g.OH > 0 && g.OW > 0; }
+[[noreturn]] inline void throw_window_too_large(const std::string& where, const Geom& g, PadMode pad) {
+  throw shape_error(cat(where, ": the input (", g.H, "x", g.W, ") is smaller than the window (", (g.kh - 1) * g.dh + 1, "x",
+                        (g.kw - 1) * g.dw + 1, ") with padding '", padding_name(pad), "'"));
 }
 
 /// col[(n - n0) * OH * OW + oh * OW + ow][(i * kw + j) * C + c] = x[n][oh*sh - pt + i*dh][ow*sw - pl + j*dw][c]
@@ -119,8 +133,7 @@ template <class T>
 void im2col(const T* x, const Geom& g, Index n0, Index n1, T* col) {
   const Index K = g.K(), C = g.C;
   const Index total = (n1 - n0) * g.OH;
-  GRAFT_OMP_FOR_IF(total * g.OW * K > 65536)
-  for (Index t = 0; t < total; ++t) {
+  parallel_for(0, total, total * g.OW * K > 65536, [&](Index t) {
     const Index n = n0 + t / g.OH, oh = t % g.OH;
     const T* xn = x + n * g.H * g.W * C;
     T* c = col + t * g.OW * K;
@@ -146,15 +159,14 @@ void im2col(const T* x, const Geom& g, Index n0, Index n1, T* col) {
         }
       }
     }
-  }
+  });
 }
 
 /// dx[n] += scatter of dcol rows (the adjoint of im2col), samples [n0, n1).
 template <class T>
 void col2im_add(const T* dcol, const Geom& g, Index n0, Index n1, T* dx) {
   const Index K = g.K(), C = g.C;
-  GRAFT_OMP_FOR_IF(n1 - n0 > 1 && g.OH * g.OW * K > 16384)
-  for (Index n = n0; n < n1; ++n) {
+  parallel_for(n0, n1, n1 - n0 > 1 && g.OH * g.OW * K > 16384, [&](Index n) {
     T* xn = dx + n * g.H * g.W * C;
     const T* c = dcol + (n - n0) * g.OH * g.OW * K;
     for (Index oh = 0; oh < g.OH; ++oh)
@@ -173,7 +185,7 @@ void col2im_add(const T* dcol, const Geom& g, Index n0, Index n1, T* dx) {
             for (Index ch = 0; ch < C; ++ch) xp[ch] += c[ch];
           }
         }
-  }
+  });
 }
 
 /// Depthwise convolution: y[n,oh,ow,c*dm+m] = sum_ij x[n, ih, iw, c] * k[i, j, c, m] (no bias).
@@ -181,8 +193,7 @@ template <class T>
 void depthwise_forward(const T* x, const Geom& g, Index dm, const T* k, T* y) {
   const Index C = g.C, CO = C * dm;
   const Index total = g.N * g.OH;
-  GRAFT_OMP_FOR_IF(total * g.OW * CO * g.kh * g.kw > 32768)
-  for (Index t = 0; t < total; ++t) {
+  parallel_for(0, total, total * g.OW * CO * g.kh * g.kw > 32768, [&](Index t) {
     const Index n = t / g.OH, oh = t % g.OH;
     const T* xn = x + n * g.H * g.W * C;
     T* yr = y + t * g.OW * CO;
@@ -207,7 +218,7 @@ void depthwise_forward(const T* x, const Geom& g, Index dm, const T* k, T* y) {
         }
       }
     }
-  }
+  });
 }
 
 /// Gradients of depthwise_forward. dk (kh*kw*C*dm values) is overwritten when overwrite_dk, else
@@ -217,8 +228,7 @@ void depthwise_backward(const T* x, const Geom& g, Index dm, const T* k, const T
   const Index C = g.C, CO = C * dm;
   if (dk) {
     const Index taps = g.kh * g.kw;
-    GRAFT_OMP_FOR_IF(taps > 1 && g.N * g.OH * g.OW * CO > 16384)
-    for (Index tap = 0; tap < taps; ++tap) {
+    parallel_for(0, taps, taps > 1 && g.N * g.OH * g.OW * CO > 16384, [&](Index tap) {
       const Index i = tap / g.kw, j = tap % g.kw;
       T* dkp = dk + tap * CO;
       if (overwrite_dk) std::fill(dkp, dkp + CO, T(0));
@@ -241,11 +251,10 @@ void depthwise_backward(const T* x, const Geom& g, Index dm, const T* k, const T
             }
           }
         }
-    }
+    });
   }
   if (dx) {
-    GRAFT_OMP_FOR_IF(g.N > 1 && g.OH * g.OW * CO * g.kh * g.kw > 16384)
-    for (Index n = 0; n < g.N; ++n) {
+    parallel_for(0, g.N, g.N > 1 && g.OH * g.OW * CO * g.kh * g.kw > 16384, [&](Index n) {
       T* xn = dx + n * g.H * g.W * C;
       std::fill(xn, xn + g.H * g.W * C, T(0));
       for (Index oh = 0; oh < g.OH; ++oh)
@@ -271,7 +280,7 @@ void depthwise_backward(const T* x, const Geom& g, Index dm, const T* k, const T
             }
           }
         }
-    }
+    });
   }
 }
 

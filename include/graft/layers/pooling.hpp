@@ -74,8 +74,7 @@ class PoolingBase : public UnaryLayer<T> {
     T* yd = y.data();
     const PoolKind kind = kind_;
     const Index total = g.N * g.OH;
-    GRAFT_OMP_FOR_IF(total * g.OW * C * g.kh * g.kw > 32768)
-    for (Index t = 0; t < total; ++t) {
+    parallel_for(0, total, total * g.OW * C * g.kh * g.kw > 32768, [&](Index t) {
       const Index n = t / g.OH, oh = t % g.OH;
       const Index h0 = std::max<Index>(oh * g.sh - g.pt, 0), h1 = std::min(oh * g.sh - g.pt + g.kh, g.H);
       for (Index ow = 0; ow < g.OW; ++ow) {
@@ -109,7 +108,7 @@ class PoolingBase : public UnaryLayer<T> {
           for (Index c = 0; c < C; ++c) yp[c] *= inv;
         }
       }
-    }
+    });
   }
 
   void backward1(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx, CallState* st) override {
@@ -123,13 +122,12 @@ class PoolingBase : public UnaryLayer<T> {
     if (kind_ == PoolKind::max) {
       const Index* arg = static_cast<State*>(st)->arg.data();
       const Index per = g.OH * g.OW * C;
-      GRAFT_OMP_FOR_IF(g.N > 1 && per > 16384)
-      for (Index n = 0; n < g.N; ++n)
+      parallel_for(0, g.N, g.N > 1 && per > 16384, [&](Index n) {
         for (Index i = n * per; i < (n + 1) * per; ++i) d[arg[i]] += dyd[i];
+      });
       return;
     }
-    GRAFT_OMP_FOR_IF(g.N > 1 && g.OH * g.OW * C * g.kh * g.kw > 16384)
-    for (Index n = 0; n < g.N; ++n)
+    parallel_for(0, g.N, g.N > 1 && g.OH * g.OW * C * g.kh * g.kw > 16384, [&](Index n) {
       for (Index oh = 0; oh < g.OH; ++oh) {
         const Index h0 = std::max<Index>(oh * g.sh - g.pt, 0), h1 = std::min(oh * g.sh - g.pt + g.kh, g.H);
         for (Index ow = 0; ow < g.OW; ++ow) {
@@ -143,6 +141,7 @@ class PoolingBase : public UnaryLayer<T> {
             }
         }
       }
+    });
   }
 
   json get_config() const override {
@@ -184,10 +183,12 @@ class PoolingBase : public UnaryLayer<T> {
   Geom geom(const Tensor<T>& x) const {
     if (x.rank() != rank_ + 2)
       throw shape_error(cat(this->where(), ": expects inputs of rank ", rank_ + 2, ", got shape ", shape_str(x.shape())));
-    if (rank_ == 2)
-      return make_geom(x.dim(0), x.dim(1), x.dim(2), x.dim(3), pool_[0], pool_[1], strides_[0], strides_[1], 1, 1, pad_, pad_,
-                       this->where());
-    return make_geom(x.dim(0), 1, x.dim(1), x.dim(2), 1, pool_[0], 1, strides_[0], 1, 1, pad_, PadMode::valid, this->where());
+    const Geom g = rank_ == 2 ? make_geom(x.dim(0), x.dim(1), x.dim(2), x.dim(3), pool_[0], pool_[1], strides_[0], strides_[1],
+                                          1, 1, pad_, pad_)
+                              : make_geom(x.dim(0), 1, x.dim(1), x.dim(2), 1, pool_[0], 1, strides_[0], 1, 1, pad_,
+                                          PadMode::valid);
+    if (!window_fits(g)) throw_window_too_large(this->where(), g, pad_);
+    return g;
   }
 
   int rank_;

@@ -202,8 +202,10 @@ class SeparableConv2D : public UnaryLayer<T> {
     if (x.rank() != 4 || x.dim(3) != C)
       throw shape_error(detail::cat(this->where(), ": expects inputs of shape (batch, rows, cols, ", C, "), got ",
                                     shape_str(x.shape())));
-    return detail::make_geom(x.dim(0), x.dim(1), x.dim(2), C, kernel_[0], kernel_[1], strides_[0], strides_[1],
-                             dilation_[0], dilation_[1], pad_, pad_, this->where());
+    const detail::Geom g = detail::make_geom(x.dim(0), x.dim(1), x.dim(2), C, kernel_[0], kernel_[1], strides_[0],
+                                             strides_[1], dilation_[0], dilation_[1], pad_, pad_);
+    if (!detail::window_fits(g)) detail::throw_window_too_large(this->where(), g, pad_);
+    return g;
   }
 
   Index filters_, dm_;
