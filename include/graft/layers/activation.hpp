@@ -43,7 +43,7 @@ class Activation : public detail::ActivationBase<T> {
  public:
   explicit Activation(const std::string& activation, std::string name = {})
       : detail::ActivationBase<T>(std::move(name)) {
-    this->fn_ = ActivationFn::from_name(activation, "Activation");
+    this->fn_ = ActivationFn::from_name(activation, this->name_.empty() ? std::string("Activation") : this->where());
   }
   explicit Activation(const ActivationFn& fn, std::string name = {}) : detail::ActivationBase<T>(std::move(name)) {
     this->fn_ = fn;

@@ -13,8 +13,9 @@ class Dense : public UnaryLayer<T> {
   explicit Dense(Index units, const std::string& activation = "linear", bool use_bias = true,
                  std::string name = {})
       : UnaryLayer<T>(std::move(name)), units_(units), use_bias_(use_bias) {
-    if (units <= 0) throw value_error(detail::cat("Dense: units must be positive, got ", units));
-    act_ = ActivationFn::from_name(activation, "Dense");
+    const std::string where = this->name_.empty() ? std::string("Dense") : this->where();
+    if (units <= 0) throw value_error(detail::cat(where, ": units must be positive, got ", units));
+    act_ = ActivationFn::from_name(activation, where);
   }
   std::string class_name() const override { return "Dense"; }
 

@@ -230,8 +230,9 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
                                     " arrays, the layer has ", ps.size(), " weights"));
     for (size_t i = 0; i < ps.size(); ++i)
       if (ws[i].shape() != ps[i]->value.shape())
-        throw shape_error(detail::cat("layer '", name(), "' (", class_name(), "): weight '", ps[i]->name,
-                                      "' has shape ", shape_str(ps[i]->value.shape()),
+        throw shape_error(detail::cat("layer '", name(), "' (", class_name(), "): weight '",
+                                      ps[i]->owner && ps[i]->owner != this ? ps[i]->owner->name() + "/" : std::string(),
+                                      ps[i]->name, "' (index ", i, ") has shape ", shape_str(ps[i]->value.shape()),
                                       ", the new value has shape ", shape_str(ws[i].shape())));
     for (size_t i = 0; i < ps.size(); ++i) ps[i]->value = ws[i];
   }
