@@ -181,16 +181,23 @@ void fill_data(Tensor<float>& x, Tensor<float>& y, Index n, std::uint64_t seed) 
 
 }  // namespace
 
+namespace {
+// Escaping through volatile pointers keeps the compiler from removing the new/delete and
+// malloc/free pairs below (GCC's -fallocation-dce).
+std::vector<int>* volatile kept_vector = nullptr;
+void* volatile kept_block = nullptr;
+}  // namespace
+
 TEST_CASE("the allocation counter sees operator new and malloc", "[core][alloc]") {
   long n = alloc_hooks::count_during([] {
-    auto* v = new std::vector<int>(100);
-    delete v;
+    kept_vector = new std::vector<int>(100);
+    delete kept_vector;
   });
   CHECK(n >= 2);
 #if defined(GRAFT_TEST_HOOK_MALLOC)
   long m = alloc_hooks::count_during([] {
-    void* p = Eigen::internal::aligned_malloc(1 << 20);  // what Eigen's GEMM buffers use
-    Eigen::internal::aligned_free(p);
+    kept_block = Eigen::internal::aligned_malloc(1 << 20);  // what Eigen's GEMM buffers use
+    Eigen::internal::aligned_free(kept_block);
   });
   CHECK(m >= 1);
 #endif

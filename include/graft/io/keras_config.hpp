@@ -252,6 +252,9 @@ std::shared_ptr<Model<T>> functional_from_config(const json& cfg, const std::str
     if (any_legacy) {
       auto it = min_ref.find(en.name);
       bool shifted = it == min_ref.end() ? (io && idx >= 1) : it->second >= 1;
+      // Keras 3 (and graft's writer) count a nested Functional's built-in node in input_layers /
+      // output_layers only; TF-Keras counts it everywhere (then every inbound reference is >= 1).
+      if (io && en.functional && idx >= 1) shifted = true;
       if (io && it != min_ref.end() && !shifted && idx >= 1 && idx >= static_cast<int>(en.outputs.size())) shifted = true;
       return shifted ? idx - 1 : idx;
     }

@@ -49,6 +49,10 @@ class Model : public Layer<T> {
   }
   Model(const KerasTensor<T>& input, const KerasTensor<T>& output, std::string name = {})
       : Model(std::vector<KerasTensor<T>>{input}, std::vector<KerasTensor<T>>{output}, std::move(name)) {}
+  Model(const KerasTensor<T>& input, const std::vector<KerasTensor<T>>& outputs, std::string name = {})
+      : Model(std::vector<KerasTensor<T>>{input}, outputs, std::move(name)) {}
+  Model(const std::vector<KerasTensor<T>>& inputs, const KerasTensor<T>& output, std::string name = {})
+      : Model(inputs, std::vector<KerasTensor<T>>{output}, std::move(name)) {}
 
   std::string class_name() const override { return "Functional"; }
   bool is_model() const override { return true; }
@@ -391,7 +395,7 @@ class Model : public Layer<T> {
                                       shape_str(y[j].shape())));
     Index n_train = n_all;
     std::vector<Tensor<T>> vx = o.validation_x, vy = o.validation_y;
-    if (o.validation_split > 0) {
+    if (o.validation_split > 0 && o.validation_x.empty()) {  // Keras: validation data overrides the split
       n_train = static_cast<Index>(std::floor(static_cast<double>(n_all) * (1.0 - o.validation_split)));
       vx.clear();
       vy.clear();
@@ -418,9 +422,9 @@ class Model : public Layer<T> {
       if (auto es = std::dynamic_pointer_cast<EarlyStopping>(cb))
         if (es->restore_best_weights()) restore_cb = es;
     }
-    begin_training();
     for (int epoch = o.initial_epoch; epoch < o.epochs && !stop; ++epoch) {
       for (auto& cb : o.callbacks) cb->on_epoch_begin(epoch);
+      begin_training();  // trainable flags changed by a callback take effect from this epoch
       progress.epoch_begin(epoch);
       if (o.shuffle)
         for (Index i = n_train - 1; i > 0; --i)

@@ -107,7 +107,8 @@ struct FitOptions {
   bool shuffle = true;
   /// Seed for shuffling; unset draws one from graft's global generator (see set_random_seed).
   std::optional<std::uint64_t> seed;
-  /// Fraction of the data, taken from the end before shuffling, held out for validation.
+  /// Fraction of the data, taken from the end before shuffling, held out for validation
+  /// (ignored when validation_x is given: Keras' validation_data overrides validation_split).
   double validation_split = 0.0;
   std::vector<Tensor<T>> validation_x, validation_y;
   /// 0 silent, 1 progress line per epoch (live bar on a terminal), 2 one line per epoch.
