@@ -418,6 +418,32 @@ TEST_CASE("AveragePooling2D same excludes padded cells from the mean; MaxPooling
   CHECK(mn[3] == -11);
 }
 
+TEST_CASE("MaxPooling2D gives a tied window's gradient to its first maximal cell only", "[vision][pooling]") {
+  // after a ReLU many windows are all zeros: Keras (TF and torch kernels alike) route the
+  // gradient to the first maximum in row-major order
+  Tensor<double> x({1, 3, 4, 1}, {0, 0, 5, 1, 0, 0, 5, 5, 2, 2, 2, 2});
+  graft::MaxPooling2D<double> mp(2, {1, 2}, "valid");
+  mp.build({x.shape()});
+  auto st = mp.make_state();
+  Tensor<double> y, dx;
+  mp.forward({&x}, {&y}, st.get(), true);
+  REQUIRE(y.shape() == Shape{1, 2, 2, 1});
+  Tensor<double> dy({1, 2, 2, 1}, {1, 10, 100, 1000});
+  mp.backward({&x}, {&y}, {&dy}, {&dx}, st.get());
+  // window (0,0) = {0,0,0,0} -> cell (0,0); window (0,1) = {5,1,5,5} -> (0,2);
+  // window (1,0) = {0,0,2,2} -> (2,0); window (1,1) = {5,5,2,2} -> (1,2)
+  const double want[12] = {1, 0, 10, 0, 0, 0, 1000, 0, 100, 0, 0, 0};
+  for (int i = 0; i < 12; ++i) CHECK(dx[i] == want[i]);
+  graft::GlobalMaxPooling2D<double> gm;
+  gm.build({x.shape()});
+  auto s2 = gm.make_state();
+  Tensor<double> g, dg;
+  gm.forward({&x}, {&g}, s2.get(), true);
+  Tensor<double> one({1, 1}, {1.0});
+  gm.backward({&x}, {&g}, {&one}, {&dg}, s2.get());
+  for (int i = 0; i < 12; ++i) CHECK(dg[i] == (i == 2 ? 1.0 : 0.0));
+}
+
 TEST_CASE("pooling defaults: strides = pool_size, valid padding, rounding down", "[vision][pooling]") {
   graft::MaxPooling2D<double> mp;  // 2x2, strides 2
   auto y = run(mp, arange({1, 5, 5, 1}));

@@ -79,6 +79,7 @@ class BatchNormalization : public UnaryLayer<T> {
         for (Index i = 0; i < n; ++i) acc += static_cast<double>(xd[off + i]);
         s1[c] += acc;
       }, [&](Index off) {
+        GRAFT_SIMD
         for (Index c = 0; c < C; ++c) s1[c] += static_cast<double>(xd[off + c]);
       });
       for (Index c = 0; c < C; ++c) s1[c] /= static_cast<double>(m);
@@ -123,10 +124,13 @@ class BatchNormalization : public UnaryLayer<T> {
       const T mu = mean[c], f = a[c], o = b ? b[c] : T(0);
       for (Index i = 0; i < n; ++i) yd[off + i] = (xd[off + i] - mu) * f + o;
     }, [&](Index off) {
-      if (b)
+      if (b) {
+        GRAFT_SIMD
         for (Index c = 0; c < C; ++c) yd[off + c] = (xd[off + c] - mean[c]) * a[c] + b[c];
-      else
+      } else {
+        GRAFT_SIMD
         for (Index c = 0; c < C; ++c) yd[off + c] = (xd[off + c] - mean[c]) * a[c];
+      }
     });
   }
 
@@ -180,6 +184,7 @@ class BatchNormalization : public UnaryLayer<T> {
       for_each(outer, C, inner, [&](Index c, Index off, Index n) {
         for (Index i = 0; i < n; ++i) d[off + i] = g[off + i] * a[c];
       }, [&](Index off) {
+        GRAFT_SIMD
         for (Index c = 0; c < C; ++c) d[off + c] = g[off + c] * a[c];
       });
       return;
@@ -203,6 +208,7 @@ class BatchNormalization : public UnaryLayer<T> {
     for_each(outer, C, inner, [&](Index c, Index off, Index n) {
       for (Index i = 0; i < n; ++i) d[off + i] = a[c] * (g[off + i] - u[c] - (xd[off + i] - mean[c]) * inv[c] * v[c]);
     }, [&](Index off) {
+      GRAFT_SIMD
       for (Index c = 0; c < C; ++c) d[off + c] = a[c] * (g[off + c] - u[c] - (xd[off + c] - mean[c]) * inv[c] * v[c]);
     });
   }

@@ -49,11 +49,11 @@ class PoolingBase : public UnaryLayer<T> {
   }
 
   struct State : CallState {
-    std::vector<Index> arg;  // max pooling: flat input index of each output's maximum
+    std::vector<T> rem;  // max pooling backward: per-thread remaining gradient of one window
   };
   std::unique_ptr<CallState> make_state() const override { return std::make_unique<State>(); }
 
-  void forward1(const Tensor<T>& x, Tensor<T>& y, CallState* st, bool) override {
+  void forward1(const Tensor<T>& x, Tensor<T>& y, CallState*, bool) override {
     const Geom g = geom(x);
     shape_buf_ = x.shape();
     if (rank_ == 2) {
@@ -64,12 +64,6 @@ class PoolingBase : public UnaryLayer<T> {
     }
     y.resize(shape_buf_);
     const Index C = g.C;
-    Index* arg = nullptr;
-    if (kind_ == PoolKind::max) {
-      auto& a = static_cast<State*>(st)->arg;
-      a.resize(static_cast<size_t>(y.size()));
-      arg = a.data();
-    }
     const T* xd = x.data();
     T* yd = y.data();
     const PoolKind kind = kind_;
@@ -80,38 +74,33 @@ class PoolingBase : public UnaryLayer<T> {
       for (Index ow = 0; ow < g.OW; ++ow) {
         const Index w0 = std::max<Index>(ow * g.sw - g.pl, 0), w1 = std::min(ow * g.sw - g.pl + g.kw, g.W);
         T* yp = yd + (t * g.OW + ow) * C;
-        const Index first = ((n * g.H + h0) * g.W + w0) * C;
         if (kind == PoolKind::max) {
-          Index* ap = arg + (t * g.OW + ow) * C;
-          for (Index c = 0; c < C; ++c) {
-            yp[c] = xd[first + c];
-            ap[c] = first + c;
-          }
+          const T* x0 = xd + ((n * g.H + h0) * g.W + w0) * C;
+          std::copy(x0, x0 + C, yp);
           for (Index ih = h0; ih < h1; ++ih)
             for (Index iw = w0; iw < w1; ++iw) {
-              const Index base = ((n * g.H + ih) * g.W + iw) * C;
-              if (base == first) continue;
-              for (Index c = 0; c < C; ++c)
-                if (xd[base + c] > yp[c]) {
-                  yp[c] = xd[base + c];
-                  ap[c] = base + c;
-                }
+              const T* xp = xd + ((n * g.H + ih) * g.W + iw) * C;
+              if (xp == x0) continue;
+              GRAFT_SIMD
+              for (Index c = 0; c < C; ++c) yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];  // branch-free max
             }
         } else {
           std::fill(yp, yp + C, T(0));
           for (Index ih = h0; ih < h1; ++ih)
             for (Index iw = w0; iw < w1; ++iw) {
               const T* xp = xd + ((n * g.H + ih) * g.W + iw) * C;
+              GRAFT_SIMD
               for (Index c = 0; c < C; ++c) yp[c] += xp[c];
             }
           const T inv = T(1) / static_cast<T>((h1 - h0) * (w1 - w0));
+          GRAFT_SIMD
           for (Index c = 0; c < C; ++c) yp[c] *= inv;
         }
       }
     });
   }
 
-  void backward1(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx, CallState* st) override {
+  void backward1(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx, CallState* st) override {
     if (!dx) return;
     const Geom g = geom(x);
     dx->resize(x.shape());
@@ -120,10 +109,38 @@ class PoolingBase : public UnaryLayer<T> {
     T* d = dx->data();
     const T* dyd = dy.data();
     if (kind_ == PoolKind::max) {
-      const Index* arg = static_cast<State*>(st)->arg.data();
-      const Index per = g.OH * g.OW * C;
-      parallel_for(0, g.N, g.N > 1 && per > 16384, [&](Index n) {
-        for (Index i = n * per; i < (n + 1) * per; ++i) d[arg[i]] += dyd[i];
+      // The gradient of each window goes to its first cell (row-major) holding the maximum:
+      // scan the window in order, hand the remaining gradient to every cell equal to the
+      // output, and zero what remains after the first match.
+      const T* xd = x.data();
+      const T* yd = y.data();
+      auto& rem = static_cast<State*>(st)->rem;
+      rem.resize(static_cast<size_t>(max_threads() * C));
+      parallel_for(0, g.N, g.N > 1 && g.OH * g.OW * C * g.kh * g.kw > 16384, [&](Index n) {
+        T* r = rem.data() + thread_index() * C;
+        for (Index oh = 0; oh < g.OH; ++oh) {
+          const Index h0 = std::max<Index>(oh * g.sh - g.pt, 0), h1 = std::min(oh * g.sh - g.pt + g.kh, g.H);
+          for (Index ow = 0; ow < g.OW; ++ow) {
+            const Index w0 = std::max<Index>(ow * g.sw - g.pl, 0), w1 = std::min(ow * g.sw - g.pl + g.kw, g.W);
+            const Index o = ((n * g.OH + oh) * g.OW + ow) * C;
+            const T* yp = yd + o;
+            std::copy(dyd + o, dyd + o + C, r);
+            for (Index ih = h0; ih < h1; ++ih)
+              for (Index iw = w0; iw < w1; ++iw) {
+                const Index base = ((n * g.H + ih) * g.W + iw) * C;
+                const T* __restrict xa = xd + base;
+                const T* __restrict ya = yp;
+                T* __restrict da = d + base;
+                T* __restrict ra = r;
+                GRAFT_SIMD
+                for (Index c = 0; c < C; ++c) {  // arithmetic masks: vectorizes, no branches
+                  const T give = static_cast<T>(xa[c] == ya[c]) * ra[c];
+                  da[c] += give;
+                  ra[c] -= give;
+                }
+              }
+          }
+        }
       });
       return;
     }
@@ -137,6 +154,7 @@ class PoolingBase : public UnaryLayer<T> {
           for (Index ih = h0; ih < h1; ++ih)
             for (Index iw = w0; iw < w1; ++iw) {
               T* xp = d + ((n * g.H + ih) * g.W + iw) * C;
+              GRAFT_SIMD
               for (Index c = 0; c < C; ++c) xp[c] += gp[c] * inv;
             }
         }
@@ -243,8 +261,10 @@ class GlobalPoolingBase : public UnaryLayer<T> {
         std::fill(yp, yp + C, T(0));
         for (Index s = 0; s < S; ++s) {
           const T* xp = xd + (n * S + s) * C;
+          GRAFT_SIMD
           for (Index c = 0; c < C; ++c) yp[c] += xp[c];
         }
+        GRAFT_SIMD
         for (Index c = 0; c < C; ++c) yp[c] *= inv;
       }
     } else {
