@@ -144,12 +144,6 @@ class Model : public Layer<T> {
     for (auto& l : layers_) l->set_trainable(t);
     ++detail::trainable_generation();
   }
-  /// Set only this model's own flag, leaving the layers inside as they are (used when loading a
-  /// config whose layers carry their own trainable flags).
-  void set_own_trainable(bool t) {
-    this->trainable_ = t;
-    ++detail::trainable_generation();
-  }
   /// Fine-tuning helper: layers before `layer_name` frozen, it and every later layer trainable
   /// (the Keras recipe "for layer in conv_base.layers: if layer.name == 'block5_conv1': ...").
   void set_trainable_from(const std::string& layer_name) {
