@@ -5,6 +5,9 @@
 
 #include <cmath>
 #include <memory>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include "gradcheck.hpp"
 
@@ -332,6 +335,44 @@ TEST_CASE("DepthwiseConv2D equals a Conv2D with a block-diagonal kernel", "[visi
       c.bias()->value = d.bias()->value;
       require_close(run(d, x), run(c, x));
     }
+}
+
+TEST_CASE("DepthwiseConv2D gradients equal those of the block-diagonal Conv2D on large inputs", "[vision][depthwise]") {
+  // big enough for the multi-threaded paths (per-thread partial kernel gradients)
+  graft::Rng rng(31);
+  for (Index dm : {1, 2}) {
+    INFO("dm " << dm);
+    const Index C = 16;
+    graft::DepthwiseConv2D<double> d(3, 1, "same", dm);
+    auto x = random_tensor({6, 12, 12, C}, rng);
+    d.build({x.shape()});
+    randomize(d, rng);
+    graft::Conv2D<double> c(C * dm, 3, 1, "same");
+    c.build({x.shape()});
+    c.kernel().value.set_zero();
+    for (Index t = 0; t < 9; ++t)
+      for (Index ch = 0; ch < C; ++ch)
+        for (Index m = 0; m < dm; ++m)
+          c.kernel().value[(t * C + ch) * C * dm + ch * dm + m] = d.kernel().value[(t * C + ch) * dm + m];
+    c.bias()->value = d.bias()->value;
+    auto sd = d.make_state(), sc = c.make_state();
+    Tensor<double> yd, yc, dxd, dxc;
+    d.forward({&x}, {&yd}, sd.get(), true);
+    c.forward({&x}, {&yc}, sc.get(), true);
+    require_close(yd, yc);
+    auto dy = random_tensor(yd.shape(), rng);
+    for (auto* p : d.weights()) p->grad_fresh = true;
+    for (auto* p : c.weights()) p->grad_fresh = true;
+    d.backward({&x}, {&yd}, {&dy}, {&dxd}, sd.get());
+    c.backward({&x}, {&yc}, {&dy}, {&dxc}, sc.get());
+    require_close(dxd, dxc);
+    for (Index t = 0; t < 9; ++t)
+      for (Index ch = 0; ch < C; ++ch)
+        for (Index m = 0; m < dm; ++m)
+          REQUIRE(d.kernel().grad[(t * C + ch) * dm + m] ==
+                  Approx(c.kernel().grad[(t * C + ch) * C * dm + ch * dm + m]).epsilon(1e-12));
+    require_close(d.bias()->grad, c.bias()->grad);
+  }
 }
 
 TEST_CASE("DepthwiseConv2D gradients for depth multipliers, strides, dilation and padding", "[vision][depthwise][gradcheck]") {
@@ -695,3 +736,47 @@ TEST_CASE("Rescaling multiplies then adds, per channel when given lists", "[visi
   CHECK(y[2] == 3);
   CHECK(y[3] == 5);
 }
+
+#if defined(_OPENMP)
+TEST_CASE("vision layers give the same results on one thread and on several", "[vision][threads]") {
+  graft::Rng rng(41);
+  auto check = [&](graft::Layer<double>& l, const Shape& in) {
+    INFO(l.class_name());
+    auto x = random_tensor(in, rng);
+    l.build({x.shape()});
+    randomize(l, rng, 0.5, 1.5);
+    auto dy = random_tensor(l.compute_output_shapes({x.shape()})[0], rng);
+    auto pass = [&](int threads, Tensor<double>& y, Tensor<double>& dx, std::vector<Tensor<double>>& g) {
+      const int keep = omp_get_max_threads();
+      omp_set_num_threads(threads);
+      auto st = l.make_state();
+      l.forward({&x}, {&y}, st.get(), true);
+      for (auto* p : l.weights()) p->grad_fresh = true;
+      l.backward({&x}, {&y}, {&dy}, {&dx}, st.get());
+      g.clear();
+      for (auto* p : l.trainable_weights()) g.push_back(p->grad);
+      omp_set_num_threads(keep);
+    };
+    Tensor<double> y1, y2, dx1, dx2;
+    std::vector<Tensor<double>> g1, g2;
+    pass(1, y1, dx1, g1);
+    pass(3, y2, dx2, g2);
+    require_close(y1, y2, 1e-12);
+    require_close(dx1, dx2, 1e-12);
+    REQUIRE(g1.size() == g2.size());
+    for (size_t i = 0; i < g1.size(); ++i) require_close(g1[i], g2[i], 1e-12);
+  };
+  graft::Conv2D<double> conv(8, 3, 2, "same", "tanh");
+  check(conv, {5, 33, 32, 8});
+  graft::DepthwiseConv2D<double> dw(3, 1, "same", 2);
+  check(dw, {5, 12, 12, 16});
+  graft::SeparableConv2D<double> sep(8, 3, 1, "same", 2);
+  check(sep, {5, 12, 12, 8});
+  graft::MaxPooling2D<double> mp(3, 2, "same");
+  check(mp, {5, 24, 24, 16});
+  graft::AveragePooling2D<double> ap(3, 1, "same");
+  check(ap, {5, 24, 24, 16});
+  graft::MaxPooling1D<double> mp1(2, 1);
+  check(mp1, {5, 300, 16});
+}
+#endif

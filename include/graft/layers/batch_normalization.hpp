@@ -76,6 +76,7 @@ class BatchNormalization : public UnaryLayer<T> {
       double* s2 = s->s2.data();
       for_each(outer, C, inner, [&](Index c, Index off, Index n) {
         double acc = 0;
+        GRAFT_SIMD_SUM(acc)
         for (Index i = 0; i < n; ++i) acc += static_cast<double>(xd[off + i]);
         s1[c] += acc;
       }, [&](Index off) {
@@ -84,13 +85,16 @@ class BatchNormalization : public UnaryLayer<T> {
       });
       for (Index c = 0; c < C; ++c) s1[c] /= static_cast<double>(m);
       for_each(outer, C, inner, [&](Index c, Index off, Index n) {
-        double acc = 0, mu = s1[c];
+        double acc = 0;
+        const double mu = s1[c];
+        GRAFT_SIMD_SUM(acc)
         for (Index i = 0; i < n; ++i) {
           double d = static_cast<double>(xd[off + i]) - mu;
           acc += d * d;
         }
         s2[c] += acc;
       }, [&](Index off) {
+        GRAFT_SIMD
         for (Index c = 0; c < C; ++c) {
           double d = static_cast<double>(xd[off + c]) - s1[c];
           s2[c] += d * d;
@@ -122,6 +126,7 @@ class BatchNormalization : public UnaryLayer<T> {
     const T* b = center_ ? beta_->value.data() : nullptr;
     for_each(outer, C, inner, [&](Index c, Index off, Index n) {
       const T mu = mean[c], f = a[c], o = b ? b[c] : T(0);
+      GRAFT_SIMD
       for (Index i = 0; i < n; ++i) yd[off + i] = (xd[off + i] - mu) * f + o;
     }, [&](Index off) {
       if (b) {
@@ -156,6 +161,7 @@ class BatchNormalization : public UnaryLayer<T> {
       // sum dy and sum dy * xhat, xhat = (x - mean) * inv
       for_each(outer, C, inner, [&](Index c, Index off, Index n) {
         double u = 0, v = 0;
+        GRAFT_SIMD_SUM(u, v)
         for (Index i = 0; i < n; ++i) {
           u += static_cast<double>(g[off + i]);
           v += static_cast<double>(g[off + i]) * static_cast<double>((xd[off + i] - mean[c]) * inv[c]);
@@ -163,6 +169,7 @@ class BatchNormalization : public UnaryLayer<T> {
         sdy[c] += u;
         sdyx[c] += v;
       }, [&](Index off) {
+        GRAFT_SIMD
         for (Index c = 0; c < C; ++c) {
           sdy[c] += static_cast<double>(g[off + c]);
           sdyx[c] += static_cast<double>(g[off + c]) * static_cast<double>((xd[off + c] - mean[c]) * inv[c]);
@@ -182,6 +189,7 @@ class BatchNormalization : public UnaryLayer<T> {
     T* d = dx->data();
     if (!s->batch_stats) {
       for_each(outer, C, inner, [&](Index c, Index off, Index n) {
+        GRAFT_SIMD
         for (Index i = 0; i < n; ++i) d[off + i] = g[off + i] * a[c];
       }, [&](Index off) {
         GRAFT_SIMD
@@ -206,6 +214,7 @@ class BatchNormalization : public UnaryLayer<T> {
     const T* u = mdy.data();
     const T* v = mdyx.data();
     for_each(outer, C, inner, [&](Index c, Index off, Index n) {
+      GRAFT_SIMD
       for (Index i = 0; i < n; ++i) d[off + i] = a[c] * (g[off + i] - u[c] - (xd[off + i] - mean[c]) * inv[c] * v[c]);
     }, [&](Index off) {
       GRAFT_SIMD

@@ -20,11 +20,15 @@
 
 /// Vectorize the next loop even where the compiler's cost model would not (-O2): OpenMP simd,
 /// when OpenMP (or -fopenmp-simd) is on; nothing otherwise.
+/// GRAFT_SIMD_SUM(a, b): the same for a loop that sums into a and b.
 #ifndef GRAFT_SIMD
 #if defined(_OPENMP)
+#define GRAFT_PRAGMA_(x) _Pragma(#x)
 #define GRAFT_SIMD _Pragma("omp simd")
+#define GRAFT_SIMD_SUM(...) GRAFT_PRAGMA_(omp simd reduction(+ : __VA_ARGS__))
 #else
 #define GRAFT_SIMD
+#define GRAFT_SIMD_SUM(...)
 #endif
 #endif
 
@@ -249,68 +253,67 @@ void depthwise_forward(const T* x, const Geom& g, Index dm, const T* k, T* y) {
   });
 }
 
-/// Gradients of depthwise_forward. dk (kh*kw*C*dm values) is overwritten when overwrite_dk, else
-/// accumulated; dx (when not null) is overwritten.
+/// Gradients of depthwise_forward in one pass over the data, parallel over samples. dk
+/// (kh*kw*C*dm values) is overwritten when overwrite_dk, else accumulated; dx (when not null) is
+/// overwritten. `scratch` holds one partial kernel gradient per thread (reused between calls).
 template <class T>
-void depthwise_backward(const T* x, const Geom& g, Index dm, const T* k, const T* dy, T* dk, bool overwrite_dk, T* dx) {
-  const Index C = g.C, CO = C * dm;
-  if (dk) {
-    const Index taps = g.kh * g.kw;
-    parallel_for(0, taps, taps > 1 && g.N * g.OH * g.OW * CO > 16384, [&](Index tap) {
-      const Index i = tap / g.kw, j = tap % g.kw;
-      T* dkp = dk + tap * CO;
-      if (overwrite_dk) std::fill(dkp, dkp + CO, T(0));
-      for (Index n = 0; n < g.N; ++n)
-        for (Index oh = 0; oh < g.OH; ++oh) {
+void depthwise_backward(const T* x, const Geom& g, Index dm, const T* k, const T* dy, T* dk, bool overwrite_dk, T* dx,
+                        std::vector<T>& scratch) {
+  const Index C = g.C, CO = C * dm, KK = g.kh * g.kw * CO, HWC = g.H * g.W * C;
+  const Index nt = max_threads();
+  if (dk) scratch.assign(static_cast<size_t>(nt * KK), T(0));
+  parallel_for(0, g.N, g.N > 1 && g.OH * g.OW * CO * g.kh * g.kw > 16384, [&](Index n) {
+    T* part = dk ? scratch.data() + thread_index() * KK : nullptr;
+    const T* xs = x + n * HWC;
+    T* xn = dx ? dx + n * HWC : nullptr;
+    if (xn) std::fill(xn, xn + HWC, T(0));
+    for (Index oh = 0; oh < g.OH; ++oh)
+      for (Index ow = 0; ow < g.OW; ++ow) {
+        const T* dp = dy + ((n * g.OH + oh) * g.OW + ow) * CO;
+        for (Index i = 0; i < g.kh; ++i) {
           const Index ih = oh * g.sh - g.pt + i * g.dh;
           if (ih < 0 || ih >= g.H) continue;
-          const T* xr = x + (n * g.H + ih) * g.W * C;
-          const T* dyr = dy + (n * g.OH + oh) * g.OW * CO;
-          for (Index ow = 0; ow < g.OW; ++ow) {
+          for (Index j = 0; j < g.kw; ++j) {
             const Index iw = ow * g.sw - g.pl + j * g.dw;
             if (iw < 0 || iw >= g.W) continue;
-            const T* xp = xr + iw * C;
-            const T* dp = dyr + ow * CO;
+            const Index off = (ih * g.W + iw) * C, tap = i * g.kw + j;
+            const T* xp = xs + off;
+            const T* kp = k + tap * CO;
             if (dm == 1) {
-              GRAFT_SIMD
-              for (Index c = 0; c < C; ++c) dkp[c] += xp[c] * dp[c];
-            } else {
-              for (Index c = 0; c < C; ++c)
-                for (Index m = 0; m < dm; ++m) dkp[c * dm + m] += xp[c] * dp[c * dm + m];
-            }
-          }
-        }
-    });
-  }
-  if (dx) {
-    parallel_for(0, g.N, g.N > 1 && g.OH * g.OW * CO * g.kh * g.kw > 16384, [&](Index n) {
-      T* xn = dx + n * g.H * g.W * C;
-      std::fill(xn, xn + g.H * g.W * C, T(0));
-      for (Index oh = 0; oh < g.OH; ++oh)
-        for (Index ow = 0; ow < g.OW; ++ow) {
-          const T* dp = dy + ((n * g.OH + oh) * g.OW + ow) * CO;
-          for (Index i = 0; i < g.kh; ++i) {
-            const Index ih = oh * g.sh - g.pt + i * g.dh;
-            if (ih < 0 || ih >= g.H) continue;
-            for (Index j = 0; j < g.kw; ++j) {
-              const Index iw = ow * g.sw - g.pl + j * g.dw;
-              if (iw < 0 || iw >= g.W) continue;
-              T* xp = xn + (ih * g.W + iw) * C;
-              const T* kp = k + (i * g.kw + j) * CO;
-              if (dm == 1) {
+              if (part) {
+                T* dkp = part + tap * CO;
                 GRAFT_SIMD
-                for (Index c = 0; c < C; ++c) xp[c] += dp[c] * kp[c];
-              } else {
+                for (Index c = 0; c < C; ++c) dkp[c] += xp[c] * dp[c];
+              }
+              if (xn) {
+                T* dxp = xn + off;
+                GRAFT_SIMD
+                for (Index c = 0; c < C; ++c) dxp[c] += dp[c] * kp[c];
+              }
+            } else {
+              if (part) {
+                T* dkp = part + tap * CO;
+                for (Index c = 0; c < C; ++c)
+                  for (Index m = 0; m < dm; ++m) dkp[c * dm + m] += xp[c] * dp[c * dm + m];
+              }
+              if (xn) {
+                T* dxp = xn + off;
                 for (Index c = 0; c < C; ++c) {
-                  T s = 0;
-                  for (Index m = 0; m < dm; ++m) s += dp[c * dm + m] * kp[c * dm + m];
-                  xp[c] += s;
+                  T acc = 0;
+                  for (Index m = 0; m < dm; ++m) acc += dp[c * dm + m] * kp[c * dm + m];
+                  dxp[c] += acc;
                 }
               }
             }
           }
         }
-    });
+      }
+  });
+  if (!dk) return;
+  for (Index e = 0; e < KK; ++e) {
+    T acc = overwrite_dk ? T(0) : dk[e];
+    for (Index t = 0; t < nt; ++t) acc += scratch[static_cast<size_t>(t * KK + e)];
+    dk[e] = acc;
   }
 }
 

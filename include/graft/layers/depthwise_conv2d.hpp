@@ -62,6 +62,7 @@ class DepthwiseConv2D : public UnaryLayer<T> {
 
   struct State : CallState {
     detail::ActStep<T> act;
+    std::vector<T> scratch;  // per-thread partial kernel gradients
   };
   std::unique_ptr<CallState> make_state() const override { return std::make_unique<State>(); }
 
@@ -81,7 +82,8 @@ class DepthwiseConv2D : public UnaryLayer<T> {
   void backward1(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx, CallState* st) override {
     const detail::Geom g = geom(x);
     const Index CO = g.C * dm_;
-    const T* dz = static_cast<State*>(st)->act.backward(act_, y, dy);
+    auto* s = static_cast<State*>(st);
+    const T* dz = s->act.backward(act_, y, dy);
     if (this->trainable() && use_bias_ && bias_p_->trainable) {
       bool ow = bias_p_->begin_grad();
       column_sums(dz, g.out_rows(), CO, CO, bias_p_->grad.data(), !ow);
@@ -93,7 +95,7 @@ class DepthwiseConv2D : public UnaryLayer<T> {
       dk = kernel_p_->grad.data();
     }
     if (dx) dx->resize(x.shape());
-    detail::depthwise_backward(x.data(), g, dm_, kernel_p_->value.data(), dz, dk, ow_k, dx ? dx->data() : nullptr);
+    detail::depthwise_backward(x.data(), g, dm_, kernel_p_->value.data(), dz, dk, ow_k, dx ? dx->data() : nullptr, s->scratch);
   }
 
   json get_config() const override {

@@ -68,6 +68,7 @@ class SeparableConv2D : public UnaryLayer<T> {
   struct State : CallState {
     Tensor<T> mid, dmid;  // depthwise output and its gradient
     detail::ActStep<T> act;
+    std::vector<T> scratch;  // per-thread partial depthwise-kernel gradients
   };
   std::unique_ptr<CallState> make_state() const override { return std::make_unique<State>(); }
 
@@ -114,7 +115,8 @@ class SeparableConv2D : public UnaryLayer<T> {
       dkp = dk_->grad.data();
     }
     if (dx) dx->resize(x.shape());
-    detail::depthwise_backward(x.data(), g, dm_, dk_->value.data(), s->dmid.data(), dkp, ow_k, dx ? dx->data() : nullptr);
+    detail::depthwise_backward(x.data(), g, dm_, dk_->value.data(), s->dmid.data(), dkp, ow_k, dx ? dx->data() : nullptr,
+                               s->scratch);
   }
 
   json get_config() const override {
