@@ -14,8 +14,11 @@
 #include "graft/core/tensor.hpp"
 #include "graft/layers/layer.hpp"
 
-#if defined(_OPENMP)
-#include <omp.h>
+// graft's worker pool (core/parallel.hpp). Until that header is part of every checkout the
+// vision layers run their own loops serially without it (matrix products stay parallel).
+#if __has_include("graft/core/parallel.hpp")
+#include "graft/core/parallel.hpp"
+#define GRAFT_VISION_HAVE_POOL 1
 #endif
 
 /// Vectorize the next loop even where the compiler's cost model would not (-O2): OpenMP simd,
@@ -53,38 +56,50 @@ struct Dims {
 
 namespace detail {
 
-/// f(i) for i in [begin, end): over OpenMP threads when `parallel` (the work is big enough) and
-/// more than one thread is available, serially otherwise. The serial path enters no OpenMP
-/// region at all: libgomp allocates a fresh team for every one-thread region, which would
-/// break allocation-free steady-state training.
+/// f(i) for i in [begin, end), split into chunks run on graft's worker threads
+/// (core/parallel.hpp) when `parallel` (the work is big enough) and more than one thread is
+/// allowed; serially otherwise. Each i must touch its own outputs only.
+#if defined(GRAFT_VISION_HAVE_POOL)
+inline int vision_threads() { return num_threads(); }
+#else
+inline int vision_threads() { return 1; }
+template <class F>
+void parallel_chunks(Index chunks, int, F&& f) {
+  for (Index c = 0; c < chunks; ++c) f(c);
+}
+#endif
+
 template <class F>
 void parallel_for(Index begin, Index end, bool parallel, F&& f) {
-#if defined(_OPENMP)
-  if (parallel && end - begin > 1 && !omp_in_parallel() && omp_get_max_threads() > 1) {
-#pragma omp parallel for schedule(static)
+  const Index n = end - begin;
+  const int threads = parallel && n > 1 ? vision_threads() : 1;
+  if (threads <= 1) {
     for (Index i = begin; i < end; ++i) f(i);
     return;
   }
-#else
-  (void)parallel;
-#endif
-  for (Index i = begin; i < end; ++i) f(i);
+  // a few chunks per thread: a worker that wakes late (busy machine) finds the rest done
+  const Index chunks = std::min<Index>(n, 4 * static_cast<Index>(threads));
+  parallel_chunks(chunks, threads, [&](Index c) {
+    const Index lo = begin + n * c / chunks, hi = begin + n * (c + 1) / chunks;
+    for (Index i = lo; i < hi; ++i) f(i);
+  });
 }
 
-/// Threads a parallel_for may use, and the calling thread's index among them.
-inline Index max_threads() {
-#if defined(_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-inline Index thread_index() {
-#if defined(_OPENMP)
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
+/// Reductions: [0, n) cut into range_chunks(n) fixed ranges, f(chunk, lo, hi) for each, on the
+/// worker threads when `parallel`. The partition does not depend on the thread count, so
+/// per-chunk partial results (summed afterwards in chunk order) are the same on any number of
+/// threads.
+inline Index range_chunks(Index n) { return std::max<Index>(1, std::min<Index>(n, 8)); }
+template <class F>
+void parallel_ranges(Index n, bool parallel, F&& f) {
+  const Index chunks = range_chunks(n);
+  auto run = [&](Index c) { f(c, n * c / chunks, n * (c + 1) / chunks); };
+  const int threads = parallel && chunks > 1 ? vision_threads() : 1;
+  if (threads <= 1) {
+    for (Index c = 0; c < chunks; ++c) run(c);
+    return;
+  }
+  parallel_chunks(chunks, threads, run);
 }
 
 enum class PadMode { valid, same, causal };
@@ -253,66 +268,68 @@ void depthwise_forward(const T* x, const Geom& g, Index dm, const T* k, T* y) {
   });
 }
 
-/// Gradients of depthwise_forward in one pass over the data, parallel over samples. dk
-/// (kh*kw*C*dm values) is overwritten when overwrite_dk, else accumulated; dx (when not null) is
-/// overwritten. `scratch` holds one partial kernel gradient per thread (reused between calls).
+/// Gradients of depthwise_forward in one pass over the data, parallel over ranges of samples.
+/// dk (kh*kw*C*dm values) is overwritten when overwrite_dk, else accumulated; dx (when not null)
+/// is overwritten. `scratch` holds one partial kernel gradient per range (reused between calls).
 template <class T>
 void depthwise_backward(const T* x, const Geom& g, Index dm, const T* k, const T* dy, T* dk, bool overwrite_dk, T* dx,
                         std::vector<T>& scratch) {
   const Index C = g.C, CO = C * dm, KK = g.kh * g.kw * CO, HWC = g.H * g.W * C;
-  const Index nt = max_threads();
-  if (dk) scratch.assign(static_cast<size_t>(nt * KK), T(0));
-  parallel_for(0, g.N, g.N > 1 && g.OH * g.OW * CO * g.kh * g.kw > 16384, [&](Index n) {
-    T* part = dk ? scratch.data() + thread_index() * KK : nullptr;
-    const T* xs = x + n * HWC;
-    T* xn = dx ? dx + n * HWC : nullptr;
-    if (xn) std::fill(xn, xn + HWC, T(0));
-    for (Index oh = 0; oh < g.OH; ++oh)
-      for (Index ow = 0; ow < g.OW; ++ow) {
-        const T* dp = dy + ((n * g.OH + oh) * g.OW + ow) * CO;
-        for (Index i = 0; i < g.kh; ++i) {
-          const Index ih = oh * g.sh - g.pt + i * g.dh;
-          if (ih < 0 || ih >= g.H) continue;
-          for (Index j = 0; j < g.kw; ++j) {
-            const Index iw = ow * g.sw - g.pl + j * g.dw;
-            if (iw < 0 || iw >= g.W) continue;
-            const Index off = (ih * g.W + iw) * C, tap = i * g.kw + j;
-            const T* xp = xs + off;
-            const T* kp = k + tap * CO;
-            if (dm == 1) {
-              if (part) {
-                T* dkp = part + tap * CO;
-                GRAFT_SIMD
-                for (Index c = 0; c < C; ++c) dkp[c] += xp[c] * dp[c];
-              }
-              if (xn) {
-                T* dxp = xn + off;
-                GRAFT_SIMD
-                for (Index c = 0; c < C; ++c) dxp[c] += dp[c] * kp[c];
-              }
-            } else {
-              if (part) {
-                T* dkp = part + tap * CO;
-                for (Index c = 0; c < C; ++c)
-                  for (Index m = 0; m < dm; ++m) dkp[c * dm + m] += xp[c] * dp[c * dm + m];
-              }
-              if (xn) {
-                T* dxp = xn + off;
-                for (Index c = 0; c < C; ++c) {
-                  T acc = 0;
-                  for (Index m = 0; m < dm; ++m) acc += dp[c * dm + m] * kp[c * dm + m];
-                  dxp[c] += acc;
+  const Index chunks = range_chunks(g.N);
+  if (dk) scratch.assign(static_cast<size_t>(chunks * KK), T(0));
+  parallel_ranges(g.N, g.N > 1 && g.OH * g.OW * CO * g.kh * g.kw > 16384, [&](Index chunk, Index n0, Index n1) {
+    T* part = dk ? scratch.data() + chunk * KK : nullptr;
+    for (Index n = n0; n < n1; ++n) {
+      const T* xs = x + n * HWC;
+      T* xn = dx ? dx + n * HWC : nullptr;
+      if (xn) std::fill(xn, xn + HWC, T(0));
+      for (Index oh = 0; oh < g.OH; ++oh)
+        for (Index ow = 0; ow < g.OW; ++ow) {
+          const T* dp = dy + ((n * g.OH + oh) * g.OW + ow) * CO;
+          for (Index i = 0; i < g.kh; ++i) {
+            const Index ih = oh * g.sh - g.pt + i * g.dh;
+            if (ih < 0 || ih >= g.H) continue;
+            for (Index j = 0; j < g.kw; ++j) {
+              const Index iw = ow * g.sw - g.pl + j * g.dw;
+              if (iw < 0 || iw >= g.W) continue;
+              const Index off = (ih * g.W + iw) * C, tap = i * g.kw + j;
+              const T* xp = xs + off;
+              const T* kp = k + tap * CO;
+              if (dm == 1) {
+                if (part) {
+                  T* dkp = part + tap * CO;
+                  GRAFT_SIMD
+                  for (Index c = 0; c < C; ++c) dkp[c] += xp[c] * dp[c];
+                }
+                if (xn) {
+                  T* dxp = xn + off;
+                  GRAFT_SIMD
+                  for (Index c = 0; c < C; ++c) dxp[c] += dp[c] * kp[c];
+                }
+              } else {
+                if (part) {
+                  T* dkp = part + tap * CO;
+                  for (Index c = 0; c < C; ++c)
+                    for (Index m = 0; m < dm; ++m) dkp[c * dm + m] += xp[c] * dp[c * dm + m];
+                }
+                if (xn) {
+                  T* dxp = xn + off;
+                  for (Index c = 0; c < C; ++c) {
+                    T acc = 0;
+                    for (Index m = 0; m < dm; ++m) acc += dp[c * dm + m] * kp[c * dm + m];
+                    dxp[c] += acc;
+                  }
                 }
               }
             }
           }
         }
-      }
+    }
   });
   if (!dk) return;
   for (Index e = 0; e < KK; ++e) {
     T acc = overwrite_dk ? T(0) : dk[e];
-    for (Index t = 0; t < nt; ++t) acc += scratch[static_cast<size_t>(t * KK + e)];
+    for (Index c = 0; c < chunks; ++c) acc += scratch[static_cast<size_t>(c * KK + e)];
     dk[e] = acc;
   }
 }

@@ -49,7 +49,7 @@ class PoolingBase : public UnaryLayer<T> {
   }
 
   struct State : CallState {
-    std::vector<T> rem;  // max pooling backward: per-thread remaining gradient of one window
+    std::vector<T> rem;  // max pooling backward: remaining gradient of one window, per range of samples
   };
   std::unique_ptr<CallState> make_state() const override { return std::make_unique<State>(); }
 
@@ -115,32 +115,33 @@ class PoolingBase : public UnaryLayer<T> {
       const T* xd = x.data();
       const T* yd = y.data();
       auto& rem = static_cast<State*>(st)->rem;
-      rem.resize(static_cast<size_t>(max_threads() * C));
-      parallel_for(0, g.N, g.N > 1 && g.OH * g.OW * C * g.kh * g.kw > 16384, [&](Index n) {
-        T* r = rem.data() + thread_index() * C;
-        for (Index oh = 0; oh < g.OH; ++oh) {
-          const Index h0 = std::max<Index>(oh * g.sh - g.pt, 0), h1 = std::min(oh * g.sh - g.pt + g.kh, g.H);
-          for (Index ow = 0; ow < g.OW; ++ow) {
-            const Index w0 = std::max<Index>(ow * g.sw - g.pl, 0), w1 = std::min(ow * g.sw - g.pl + g.kw, g.W);
-            const Index o = ((n * g.OH + oh) * g.OW + ow) * C;
-            const T* yp = yd + o;
-            std::copy(dyd + o, dyd + o + C, r);
-            for (Index ih = h0; ih < h1; ++ih)
-              for (Index iw = w0; iw < w1; ++iw) {
-                const Index base = ((n * g.H + ih) * g.W + iw) * C;
-                const T* __restrict xa = xd + base;
-                const T* __restrict ya = yp;
-                T* __restrict da = d + base;
-                T* __restrict ra = r;
-                GRAFT_SIMD
-                for (Index c = 0; c < C; ++c) {  // arithmetic masks: vectorizes, no branches
-                  const T give = static_cast<T>(xa[c] == ya[c]) * ra[c];
-                  da[c] += give;
-                  ra[c] -= give;
+      rem.resize(static_cast<size_t>(range_chunks(g.N) * C));
+      parallel_ranges(g.N, g.N > 1 && g.OH * g.OW * C * g.kh * g.kw > 16384, [&](Index chunk, Index n0, Index n1) {
+        T* r = rem.data() + chunk * C;
+        for (Index n = n0; n < n1; ++n)
+          for (Index oh = 0; oh < g.OH; ++oh) {
+            const Index h0 = std::max<Index>(oh * g.sh - g.pt, 0), h1 = std::min(oh * g.sh - g.pt + g.kh, g.H);
+            for (Index ow = 0; ow < g.OW; ++ow) {
+              const Index w0 = std::max<Index>(ow * g.sw - g.pl, 0), w1 = std::min(ow * g.sw - g.pl + g.kw, g.W);
+              const Index o = ((n * g.OH + oh) * g.OW + ow) * C;
+              const T* yp = yd + o;
+              std::copy(dyd + o, dyd + o + C, r);
+              for (Index ih = h0; ih < h1; ++ih)
+                for (Index iw = w0; iw < w1; ++iw) {
+                  const Index base = ((n * g.H + ih) * g.W + iw) * C;
+                  const T* __restrict xa = xd + base;
+                  const T* __restrict ya = yp;
+                  T* __restrict da = d + base;
+                  T* __restrict ra = r;
+                  GRAFT_SIMD
+                  for (Index c = 0; c < C; ++c) {  // arithmetic masks: vectorizes, no branches
+                    const T give = static_cast<T>(xa[c] == ya[c]) * ra[c];
+                    da[c] += give;
+                    ra[c] -= give;
+                  }
                 }
-              }
+            }
           }
-        }
       });
       return;
     }
