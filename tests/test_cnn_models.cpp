@@ -333,6 +333,44 @@ TEST_CASE("MobileNetV2 fine-tuning: frozen base trains the head only, then the t
   CHECK(moved_layers(snapshot(*m), snapshot(*r)).empty());
 }
 
+TEST_CASE("a frozen nested model hides the weights of layers inside it that were unfrozen afterwards", "[cnn][train]") {
+  // Regression: freezing sequential_1, then set_trainable_from on the MobileNetV2 inside it, left
+  // block_16_* and Conv_1 listed in trainable_weights() (and counted by summary) although training
+  // never updated them. TF-Keras 2's rule: a frozen model has no trainable weights at all.
+  auto m = graft::load_model<float>(corpus_file("tm_aknight_keras_model.h5"));
+  auto seq1 = as_model(m->get_layer("sequential_1"));
+  auto base = as_model(seq1->get_layer("model1"));
+  seq1->set_trainable(false);
+  base->set_trainable_from("block_16_expand");  // sequential_1 itself stays frozen
+  CHECK_FALSE(seq1->trainable());
+  CHECK(base->trainable());
+  CHECK(base->get_layer("Conv_1")->trainable());
+  CHECK(seq1->trainable_weights().empty());
+  CHECK(count(m->trainable_weights()) == 128300);  // the head only
+  CHECK(count(m->non_trainable_weights()) == 410208);
+  std::ostringstream os;
+  m->summary(os);
+  CHECK(os.str().find("Trainable params: 128,300") != std::string::npos);
+  Tensor<float> x = uniform({2, 224, 224, 3}, 61, -1.f, 1.f);
+  Tensor<float> y = one_hot({1, 0}, 2);
+  m->compile(std::make_shared<graft::Adam<float>>(1e-3), "categorical_crossentropy");
+  auto s0 = snapshot(*m);
+  m->train_on_batch({x}, {y});
+  auto s1 = snapshot(*m);
+  CHECK(s0.at("Conv_1/kernel") == s1.at("Conv_1/kernel"));
+  CHECK(s0.at("block_16_expand/kernel") == s1.at("block_16_expand/kernel"));
+  CHECK_FALSE(s0.at("dense_Dense1/kernel") == s1.at("dense_Dense1/kernel"));
+  // the recipe's order (unfreeze the container, then freeze what precedes the top block) trains them
+  seq1->set_trainable(true);
+  base->set_trainable_from("block_16_expand");
+  CHECK(count(m->trainable_weights()) > 128300);
+  m->compile(std::make_shared<graft::Adam<float>>(1e-4), "categorical_crossentropy");
+  m->train_on_batch({x}, {y});
+  auto s2 = snapshot(*m);
+  CHECK_FALSE(s1.at("Conv_1/kernel") == s2.at("Conv_1/kernel"));
+  CHECK(s1.at("block_15_expand/kernel") == s2.at("block_15_expand/kernel"));
+}
+
 TEST_CASE("MobileNetV2 feature extraction: models ending at inner layers of the nested base", "[cnn]") {
   auto m = graft::load_model<float>(corpus_file("tm_aknight_keras_model.h5"));
   auto seq1 = as_model(m->get_layer("sequential_1"));

@@ -190,19 +190,21 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
     collect_weights(w);
     return w;
   }
-  /// Keras trainable_weights: empty when the layer is frozen.
-  std::vector<Param<T>*> trainable_weights() {
+  /// Keras trainable_weights: empty when the layer is frozen (models: see Model).
+  virtual std::vector<Param<T>*> trainable_weights() {
     std::vector<Param<T>*> r;
     if (!trainable_) return r;
     for (Param<T>* p : weights())
       if (effective_trainable(*p)) r.push_back(p);
     return r;
   }
-  /// Keras non_trainable_weights: everything when frozen.
+  /// Keras non_trainable_weights: the weights not in trainable_weights() (everything when frozen).
   std::vector<Param<T>*> non_trainable_weights() {
+    std::vector<Param<T>*> t = trainable_weights();
+    std::unordered_set<Param<T>*> ts(t.begin(), t.end());
     std::vector<Param<T>*> r;
     for (Param<T>* p : weights())
-      if (!trainable_ || !effective_trainable(*p)) r.push_back(p);
+      if (!ts.count(p)) r.push_back(p);
     return r;
   }
   /// Whether any weight would be updated by training (no allocation: used on the hot path).

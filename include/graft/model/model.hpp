@@ -179,6 +179,19 @@ class Model : public Layer<T> {
         if (seen.insert(p).second) out.push_back(p);
     }
   }
+  /// The trainable weights of the layers inside; none while this model is frozen, even for layers
+  /// inside whose own flag was set back to true afterwards (e.g. set_trainable_from on a model
+  /// nested in a frozen one): TF-Keras 2's rule. Training, which updates trainable_weights(),
+  /// then leaves them alone, and summary() counts them as non-trainable.
+  std::vector<Param<T>*> trainable_weights() override {
+    std::vector<Param<T>*> r;
+    if (!this->trainable()) return r;
+    std::unordered_set<Param<T>*> seen;
+    for (auto& l : layers_)
+      for (Param<T>* p : l->trainable_weights())
+        if (seen.insert(p).second) r.push_back(p);
+    return r;
+  }
   bool has_trainable_weights() const override {
     if (!this->trainable()) return false;
     for (const auto& l : layers_)
