@@ -4,8 +4,9 @@
 // Large products run Eigen's GEBP kernel (general_matrix_matrix_product) directly, with packing
 // buffers that persist per thread and only grow: Eigen's expression path allocates its blocking
 // buffers on the heap for every product above its stack limit (128 KB) and for every parallel
-// product, which would break the allocation-free steady state of training. With OpenMP, large
-// products are split into column (or row) panels, one per thread, each with its own buffers.
+// product, which would break the allocation-free steady state of training. Large products are
+// split into column (or row) panels run on graft's threads (core/parallel.hpp), each thread with
+// its own buffers.
 #pragma once
 
 #include <Eigen/Core>
@@ -13,10 +14,7 @@
 #include <algorithm>
 #include <cstddef>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
+#include "graft/core/parallel.hpp"
 #include "graft/core/tensor.hpp"
 
 #if EIGEN_VERSION_AT_LEAST(3, 4, 0)
@@ -124,38 +122,34 @@ void gemm_gebp(Index M, Index N, Index K, T alpha, const T* A, Index lda, const 
       M, N, K, A, lda, B, ldb, C, 1, ldc, alpha, blocking);
 }
 
-/// Split the product into panels of C, one per thread (OpenMP), or run it whole.
+/// Split the product into panels of C run on graft's threads (graft/core/parallel.hpp), or run
+/// it whole.
 template <class T, int AOrder, int BOrder>
 void gemm_panels(Index M, Index N, Index K, T alpha, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc) {
-#ifdef _OPENMP
   // Eigen's rule of thumb (Parallelizer.h) with a larger minimum task: two threads make
   // small products slower (bench: 32x300 . 300x100).
   const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-  Index threads = omp_in_parallel() ? 1 : static_cast<Index>(omp_get_max_threads());
+  Index threads = num_threads();
   threads = std::min<Index>(threads, static_cast<Index>(work / 1.5e6));
   const bool split_cols = N >= M;
   const Index len = split_cols ? N : M;
   threads = std::min<Index>(threads, len / 16);
   if (threads > 1) {
-#pragma omp parallel num_threads(static_cast<int>(threads))
-    {
-      const Index t = omp_get_thread_num(), nt = omp_get_num_threads();
-      // panels of a multiple of 16 columns (rows); the last takes the rest
-      const Index chunk = ((len / nt) / 16) * 16;
-      const Index begin = t * chunk, count = t + 1 == nt ? len - begin : chunk;
-      if (count > 0) {
-        if (split_cols) {
-          const T* Bp = BOrder == Eigen::RowMajor ? B + begin : B + begin * ldb;
-          gemm_gebp<T, AOrder, BOrder>(M, count, K, alpha, A, lda, Bp, ldb, C + begin, ldc);
-        } else {
-          const T* Ap = AOrder == Eigen::RowMajor ? A + begin * lda : A + begin;
-          gemm_gebp<T, AOrder, BOrder>(count, N, K, alpha, Ap, lda, B, ldb, C + begin * ldc, ldc);
-        }
+    // panels of a multiple of 16 columns (rows); the last takes the rest
+    const Index chunk = ((len / threads) / 16) * 16;
+    parallel_chunks(threads, static_cast<int>(threads), [&](Index t) {
+      const Index begin = t * chunk, count = t + 1 == threads ? len - begin : chunk;
+      if (count <= 0) return;
+      if (split_cols) {
+        const T* Bp = BOrder == Eigen::RowMajor ? B + begin : B + begin * ldb;
+        gemm_gebp<T, AOrder, BOrder>(M, count, K, alpha, A, lda, Bp, ldb, C + begin, ldc);
+      } else {
+        const T* Ap = AOrder == Eigen::RowMajor ? A + begin * lda : A + begin;
+        gemm_gebp<T, AOrder, BOrder>(count, N, K, alpha, Ap, lda, B, ldb, C + begin * ldc, ldc);
       }
-    }
+    });
     return;
   }
-#endif
   gemm_gebp<T, AOrder, BOrder>(M, N, K, alpha, A, lda, B, ldb, C, ldc);
 }
 #endif  // GRAFT_GEMM_PERSISTENT_BLOCKING
