@@ -941,3 +941,22 @@ TEST_CASE("a callback can unfreeze layers for the following epochs", "[core][mod
   CHECK(same(cb->at_epoch1, start));                   // frozen during epoch 0
   CHECK_FALSE(same(cb->layer->get_weights(), start));  // trained during epoch 1
 }
+
+TEST_CASE("auto names avoid names already given, as after loading a model", "[core][model]") {
+  // A loaded model brings explicit names ("my_layer", "my_layer_1", ...); a layer created after
+  // it without a name must not collide with them, or the Keras recipe "Sequential(model_A.layers
+  // minus the head) then add(Dense(...))" would fail on a duplicate name.
+  auto loaded0 = make<Dense>(3);
+  loaded0->set_name("auto_name_probe_layer");
+  auto loaded1 = make<Dense>(3);
+  loaded1->set_name("auto_name_probe_layer_1");
+  struct AutoNameProbeLayer : Dense<float> {
+    using Dense<float>::Dense;
+    std::string class_name() const override { return "AutoNameProbeLayer"; }
+  };
+  auto fresh = std::make_shared<AutoNameProbeLayer>(2);
+  CHECK(fresh->name() == "auto_name_probe_layer_2");
+  Sequential<float> s({std::make_shared<InputLayer<float>>(Shape{4}), loaded0, loaded1});
+  CHECK_NOTHROW(s.add(fresh));
+  CHECK(s.layers().back()->name() == "auto_name_probe_layer_2");
+}

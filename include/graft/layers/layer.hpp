@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -105,15 +106,35 @@ inline std::string to_snake_case(const std::string& s) {
   return d;
 }
 
-/// Keras-style unique names: "dense", "dense_1", "dense_2", ...
-inline std::string unique_name(const std::string& base) {
-  static std::mutex m;
-  static std::map<std::string, int> counters;
-  std::lock_guard<std::mutex> lock(m);
-  int& k = counters[base];
-  std::string r = k == 0 ? base : base + "_" + std::to_string(k);
-  ++k;
+/// Names given explicitly (constructor, set_name, loaded files). Auto names avoid them, as
+/// TF-Keras's observe_object_name does: a Dense() created after loading a model whose layers are
+/// "dense", "dense_1" gets "dense_2", so it can join those layers in one model.
+struct NameRegistry {
+  std::mutex m;
+  std::map<std::string, int> counters;
+  std::set<std::string> observed;
+};
+inline NameRegistry& name_registry() {
+  static NameRegistry r;
   return r;
+}
+inline void observe_name(const std::string& name) {
+  if (name.empty()) return;
+  auto& r = name_registry();
+  std::lock_guard<std::mutex> lock(r.m);
+  if (r.observed.size() < 1000000) r.observed.insert(name);  // bounded
+}
+
+/// Keras-style unique names: "dense", "dense_1", "dense_2", ... skipping observed names.
+inline std::string unique_name(const std::string& base) {
+  auto& r = name_registry();
+  std::lock_guard<std::mutex> lock(r.m);
+  int& k = r.counters[base];
+  for (;;) {
+    std::string c = k == 0 ? base : base + "_" + std::to_string(k);
+    ++k;
+    if (!r.observed.count(c)) return c;
+  }
 }
 
 inline json shape_json(const Shape& s) {
@@ -128,7 +149,7 @@ inline json shape_json(const Shape& s) {
 template <class T>
 class Layer : public std::enable_shared_from_this<Layer<T>> {
  public:
-  explicit Layer(std::string name = {}) : name_(std::move(name)) {}
+  explicit Layer(std::string name = {}) : name_(std::move(name)) { detail::observe_name(name_); }
   Layer(const Layer&) = delete;
   Layer& operator=(const Layer&) = delete;
   virtual ~Layer() = default;
@@ -141,7 +162,10 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
     if (name_.empty()) name_ = detail::unique_name(detail::to_snake_case(class_name()));
     return name_;
   }
-  void set_name(std::string n) { name_ = std::move(n); }
+  void set_name(std::string n) {
+    name_ = std::move(n);
+    detail::observe_name(name_);
+  }
 
   /// Keras `trainable`. Setting it on a model sets it on every layer inside, as in Keras.
   bool trainable() const { return trainable_; }
