@@ -734,7 +734,6 @@ TEST_CASE("Rescaling multiplies then adds, per channel when given lists", "[visi
   CHECK(y[3] == 5);
 }
 
-#if __has_include(<graft/core/parallel.hpp>)
 TEST_CASE("vision layers give the same results on one thread and on several", "[vision][threads]") {
   graft::Rng rng(41);
   auto check = [&](graft::Layer<double>& l, const Shape& in) {
@@ -775,4 +774,3 @@ TEST_CASE("vision layers give the same results on one thread and on several", "[
   graft::MaxPooling1D<double> mp1(2, 1);
   check(mp1, {5, 300, 16});
 }
-#endif

@@ -14,12 +14,7 @@
 #include "graft/core/tensor.hpp"
 #include "graft/layers/layer.hpp"
 
-// graft's worker pool (core/parallel.hpp). Until that header is part of every checkout the
-// vision layers run their own loops serially without it (matrix products stay parallel).
-#if __has_include("graft/core/parallel.hpp")
-#include "graft/core/parallel.hpp"
-#define GRAFT_VISION_HAVE_POOL 1
-#endif
+#include "graft/core/parallel.hpp"  // graft's worker pool
 
 /// Vectorize the next loop even where the compiler's cost model would not (-O2): OpenMP simd,
 /// when OpenMP (or -fopenmp-simd) is on; nothing otherwise.
@@ -59,15 +54,7 @@ namespace detail {
 /// f(i) for i in [begin, end), split into chunks run on graft's worker threads
 /// (core/parallel.hpp) when `parallel` (the work is big enough) and more than one thread is
 /// allowed; serially otherwise. Each i must touch its own outputs only.
-#if defined(GRAFT_VISION_HAVE_POOL)
 inline int vision_threads() { return num_threads(); }
-#else
-inline int vision_threads() { return 1; }
-template <class F>
-void parallel_chunks(Index chunks, int, F&& f) {
-  for (Index c = 0; c < chunks; ++c) f(c);
-}
-#endif
 
 template <class F>
 void parallel_for(Index begin, Index end, bool parallel, F&& f) {
