@@ -188,11 +188,17 @@ class Tensor {
     slice_rows_into(begin, count, r);
     return r;
   }
-  void slice_rows_into(Index begin, Index count, Tensor& out) const {
+  void slice_rows_into(Index begin, Index count, Tensor& out) const { slice_rows_into(begin, count, out, shape_); }
+  /// The same rows, given the shape `as` (same first axis, same number of elements per row: for
+  /// instance with a trailing axis of 1 added or removed). Allocation-free once `out` is large enough.
+  void slice_rows_into(Index begin, Index count, Tensor& out, const Shape& as) const {
     if (shape_.empty() || begin < 0 || count < 0 || begin + count > shape_[0])
       throw value_error(detail::cat("Tensor::slice_rows: rows [", begin, ", ", begin + count,
                                     ") out of range for shape ", shape_str(shape_)));
-    out.resize_batch(shape_, count);
+    if (as.empty() || as[0] != shape_[0] || shape_size(as) != size())
+      throw shape_error(detail::cat("Tensor::slice_rows: shape ", shape_str(as), " does not fit data of shape ",
+                                    shape_str(shape_)));
+    out.resize_batch(as, count);
     Index w = inner(1);
     std::copy(data() + begin * w, data() + (begin + count) * w, out.data());
   }

@@ -313,18 +313,31 @@ class Model : public Layer<T> {
 
   // ---- inference -----------------------------------------------------------------------------------
   /// Batched inference on every input (first axis = samples); returns one tensor per output.
+  /// The inputs are read in place, batch by batch: never copied whole.
   std::vector<Tensor<T>> predict(const std::vector<Tensor<T>>& x, Index batch_size = 32) {
-    auto xs = adapt_inputs(x);
-    ensure_built(xs);
+    return predict_impl(pointers_to(x), batch_size);
+  }
+  /// Single-input, single-output convenience.
+  Tensor<T> predict(const Tensor<T>& x, Index batch_size = 32) {
+    auto r = predict_impl({&x}, batch_size);
+    if (r.size() != 1)
+      throw value_error(detail::cat("model '", this->name(), "' has ", r.size(), " outputs: use the vector form of predict"));
+    return std::move(r[0]);
+  }
+
+ private:
+  std::vector<Tensor<T>> predict_impl(const In<T>& xs, Index batch_size) {
+    if (this->g_.empty()) ensure_built(xs);
     if (batch_size <= 0) throw value_error("predict: batch_size must be positive");
     const Index n = check_samples(xs, "predict");
+    const std::vector<Shape> shapes = adapted_shapes(xs);
     std::vector<Tensor<T>> result(out_refs_.size());
     std::vector<Tensor<T>> bx(xs.size());
     In<T> ptrs(xs.size());
     for (Index b0 = 0; b0 < n || (n == 0 && b0 == 0); b0 += batch_size) {
       Index cnt = std::min(batch_size, n - b0);
       for (size_t i = 0; i < xs.size(); ++i) {
-        xs[i].slice_rows_into(b0, cnt, bx[i]);
+        xs[i]->slice_rows_into(b0, cnt, bx[i], shapes[i]);
         ptrs[i] = &bx[i];
       }
       run_forward(predict_run_, ptrs, false);
@@ -341,13 +354,8 @@ class Model : public Layer<T> {
     }
     return result;
   }
-  /// Single-input, single-output convenience.
-  Tensor<T> predict(const Tensor<T>& x, Index batch_size = 32) {
-    auto r = predict(std::vector<Tensor<T>>{x}, batch_size);
-    if (r.size() != 1)
-      throw value_error(detail::cat("model '", this->name(), "' has ", r.size(), " outputs: use the vector form of predict"));
-    return std::move(r[0]);
-  }
+
+ public:
 
   // ---- training -----------------------------------------------------------------------------------
   /// compile(optimizer, loss per output, metrics per output, loss weights).
@@ -386,29 +394,36 @@ class Model : public Layer<T> {
   std::shared_ptr<Optimizer<T>> optimizer() const { return compiled_ ? compiled_->optimizer : nullptr; }
 
   History fit(const Tensor<T>& x, const Tensor<T>& y, const FitOptions<T>& o = {}) {
-    return fit(std::vector<Tensor<T>>{x}, std::vector<Tensor<T>>{y}, o);
+    return fit_impl({&x}, {&y}, o);
   }
-  History fit(const std::vector<Tensor<T>>& x_in, const std::vector<Tensor<T>>& y, const FitOptions<T>& o) {
+  /// The data are read in place (gathered batch by batch), never copied whole.
+  History fit(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y, const FitOptions<T>& o) {
+    return fit_impl(pointers_to(x), pointers_to(y), o);
+  }
+
+ private:
+  History fit_impl(const In<T>& x, const In<T>& y, const FitOptions<T>& o) {
     if (!compiled_) throw value_error(detail::cat("fit: model '", this->name(), "' must be compiled first"));
-    auto x = adapt_inputs(x_in);
-    ensure_built(x);
+    if (this->g_.empty()) ensure_built(x);
     if (o.epochs < 0 || o.batch_size <= 0) throw value_error("fit: epochs must be >= 0 and batch_size > 0");
     if (!(o.validation_split >= 0 && o.validation_split < 1)) throw value_error("fit: validation_split must be in [0, 1)");
     check_targets(y);
     const Index n_all = check_samples(x, "fit");
     for (size_t j = 0; j < y.size(); ++j)
-      if (y[j].rank() == 0 || y[j].dim(0) != n_all)
+      if (y[j]->rank() == 0 || y[j]->dim(0) != n_all)
         throw shape_error(detail::cat("fit: ", n_all, " input samples but target ", j, " has shape ",
-                                      shape_str(y[j].shape())));
+                                      shape_str(y[j]->shape())));
     Index n_train = n_all;
-    std::vector<Tensor<T>> vx = o.validation_x, vy = o.validation_y;
+    In<T> vx = pointers_to(o.validation_x), vy = pointers_to(o.validation_y);
+    std::vector<Tensor<T>> split_x, split_y;  // the validation_split tail, copied (as Keras does)
     if (o.validation_split > 0 && o.validation_x.empty()) {  // Keras: validation data overrides the split
       n_train = static_cast<Index>(std::floor(static_cast<double>(n_all) * (1.0 - o.validation_split)));
-      vx.clear();
-      vy.clear();
-      for (auto& t : x) vx.push_back(t.slice_rows(n_train, n_all - n_train));
-      for (auto& t : y) vy.push_back(t.slice_rows(n_train, n_all - n_train));
+      for (auto* t : x) split_x.push_back(t->slice_rows(n_train, n_all - n_train));
+      for (auto* t : y) split_y.push_back(t->slice_rows(n_train, n_all - n_train));
+      vx = pointers_to(split_x);
+      vy = pointers_to(split_y);
     }
+    const std::vector<Shape> shapes = adapted_shapes(x);
     if (n_train <= 0) throw value_error("fit: no training samples");
     const bool has_val = !vx.empty();
 
@@ -444,10 +459,10 @@ class Model : public Layer<T> {
       for (Index step = 0; step < steps; ++step) {
         const Index b0 = step * o.batch_size, cnt = std::min(o.batch_size, n_train - b0);
         for (size_t i = 0; i < x.size(); ++i) {
-          gather_rows(x[i], idx.data() + b0, cnt, bx[i]);
+          gather_rows(*x[i], idx.data() + b0, cnt, bx[i], shapes[i]);
           px[i] = &bx[i];
         }
-        for (size_t j = 0; j < y.size(); ++j) gather_rows(y[j], idx.data() + b0, cnt, by[j]);
+        for (size_t j = 0; j < y.size(); ++j) gather_rows(*y[j], idx.data() + b0, cnt, by[j], y[j]->shape());
         double loss = train_step(px, by);
         loss_sum += loss * static_cast<double>(cnt);
         for (size_t j = 0; j < out_refs_.size(); ++j) out_loss_sum[j] += last_output_loss_[j] * static_cast<double>(cnt);
@@ -465,7 +480,7 @@ class Model : public Layer<T> {
           logs[output_names()[j] + "_loss"] = out_loss_sum[j] / static_cast<double>(seen);
       for (auto& m : metrics) logs[metric_log_name(m)] = m.second->result();
       if (has_val) {
-        Logs v = evaluate(vx, vy, o.batch_size);
+        Logs v = evaluate_impl(vx, vy, o.batch_size);
         for (auto& kv : v) logs["val_" + kv.first] = kv.second;
       }
       progress.epoch_end(steps, logs);
@@ -479,10 +494,12 @@ class Model : public Layer<T> {
     return hist;
   }
 
+ public:
+
   /// One optimisation step on one batch; returns its loss (Keras train_on_batch).
   double train_on_batch(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y) {
     if (!compiled_) throw value_error(detail::cat("train_on_batch: model '", this->name(), "' must be compiled first"));
-    ensure_built(x);
+    if (this->g_.empty()) ensure_built(pointers_to(x));
     const In<T>& px = input_pointers(x);
     check_targets(y);
     begin_training();
@@ -490,12 +507,18 @@ class Model : public Layer<T> {
   }
 
   /// Loss and metrics on (x, y), inference mode, batched; loss is the batch-size weighted mean.
-  Logs evaluate(const std::vector<Tensor<T>>& x_in, const std::vector<Tensor<T>>& y, Index batch_size = 32) {
+  /// The data are read in place, batch by batch.
+  Logs evaluate(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y, Index batch_size = 32) {
+    return evaluate_impl(pointers_to(x), pointers_to(y), batch_size);
+  }
+
+ private:
+  Logs evaluate_impl(const In<T>& x, const In<T>& y, Index batch_size) {
     if (!compiled_) throw value_error(detail::cat("evaluate: model '", this->name(), "' must be compiled first"));
-    auto x = adapt_inputs(x_in);
-    ensure_built(x);
+    if (this->g_.empty()) ensure_built(x);
     check_targets(y);
     const Index n = check_samples(x, "evaluate");
+    const std::vector<Shape> shapes = adapted_shapes(x);
     if (batch_size <= 0) throw value_error("evaluate: batch_size must be positive");
     auto metrics = build_metrics(y);
     std::vector<Tensor<T>> bx(x.size()), by(y.size());
@@ -506,10 +529,10 @@ class Model : public Layer<T> {
     for (Index b0 = 0; b0 < n; b0 += batch_size) {
       Index cnt = std::min(batch_size, n - b0);
       for (size_t i = 0; i < x.size(); ++i) {
-        x[i].slice_rows_into(b0, cnt, bx[i]);
+        x[i]->slice_rows_into(b0, cnt, bx[i], shapes[i]);
         px[i] = &bx[i];
       }
-      for (size_t j = 0; j < y.size(); ++j) y[j].slice_rows_into(b0, cnt, by[j]);
+      for (size_t j = 0; j < y.size(); ++j) y[j]->slice_rows_into(b0, cnt, by[j], y[j]->shape());
       run_forward(predict_run_, px, false);
       double total = 0;
       for (size_t j = 0; j < out_refs_.size(); ++j) {
@@ -528,8 +551,10 @@ class Model : public Layer<T> {
     for (auto& m : metrics) logs[metric_log_name(m)] = m.second->result();
     return logs;
   }
+
+ public:
   Logs evaluate(const Tensor<T>& x, const Tensor<T>& y, Index batch_size = 32) {
-    return evaluate(std::vector<Tensor<T>>{x}, std::vector<Tensor<T>>{y}, batch_size);
+    return evaluate_impl({&x}, {&y}, batch_size);
   }
 
   // ---- config / summary ---------------------------------------------------------------------------
@@ -776,12 +801,12 @@ class Model : public Layer<T> {
   }
 
   /// Hook for models whose graph is built lazily from the first data (Sequential without input shape).
-  virtual void ensure_built(const std::vector<Tensor<T>>&) {
+  virtual void ensure_built(const In<T>&) {
     if (g_.empty()) throw value_error(detail::cat("model '", this->name(), "' has no layers"));
   }
 
   /// Pointers to the inputs as the graph takes them: those whose rank needs adjusting (as in
-  /// adapt_inputs) are copied into a reused buffer, the others are used in place. No allocation
+  /// adapted_shape) are copied into a reused buffer, the others are used in place. No allocation
   /// once warm (train_on_batch's hot path).
   const In<T>& input_pointers(const std::vector<Tensor<T>>& x) {
     if (x.size() != in_nodes_.size())
@@ -808,22 +833,26 @@ class Model : public Layer<T> {
   }
 
   /// Keras' _adjust_input_rank: (N, 28, 28) data for a (None, 28, 28, 1) input and back.
-  std::vector<Tensor<T>> adapt_inputs(const std::vector<Tensor<T>>& x) {
-    std::vector<Tensor<T>> r = x;
-    if (g_.empty()) return r;
-    if (x.size() != in_nodes_.size())
-      throw shape_error(detail::cat("model '", this->name(), "' expects ", in_nodes_.size(), " input array(s), got ", x.size()));
-    for (size_t i = 0; i < r.size(); ++i) {
-      const Shape& ref = inputs_[i].shape();
-      Shape s = r[i].shape();
-      if (s.size() + 1 == ref.size() && ref.back() == 1) {
-        s.push_back(1);
-        r[i].reshape(s);
-      } else if (s.size() == ref.size() + 1 && s.back() == 1) {
-        s.pop_back();
-        r[i].reshape(s);
-      }
-    }
+  static In<T> pointers_to(const std::vector<Tensor<T>>& v) {
+    In<T> r;
+    r.reserve(v.size());
+    for (const auto& t : v) r.push_back(&t);
+    return r;
+  }
+
+  /// Keras' _adjust_input_rank on shapes: (N, 28, 28) data for a (None, 28, 28, 1) input and
+  /// back. The data themselves are never copied for it: each batch is copied under this shape.
+  Shape adapted_shape(size_t i, const Shape& s) const {
+    Shape r = s;
+    if (g_.empty() || i >= inputs_.size()) return r;
+    const Shape& ref = inputs_[i].shape();
+    if (r.size() + 1 == ref.size() && ref.back() == 1) r.push_back(1);
+    else if (r.size() == ref.size() + 1 && !r.empty() && r.back() == 1) r.pop_back();
+    return r;
+  }
+  std::vector<Shape> adapted_shapes(const In<T>& x) const {
+    std::vector<Shape> r;
+    for (size_t i = 0; i < x.size(); ++i) r.push_back(adapted_shape(i, x[i]->shape()));
     return r;
   }
 
@@ -840,31 +869,32 @@ class Model : public Layer<T> {
     }
   }
 
-  Index check_samples(const std::vector<Tensor<T>>& x, const char* what) const {
+  Index check_samples(const In<T>& x, const char* what) const {
     if (x.size() != in_nodes_.size())
       throw shape_error(detail::cat(what, ": model '", this->name(), "' expects ", in_nodes_.size(), " input array(s), got ", x.size()));
     Index n = -1;
     for (size_t i = 0; i < x.size(); ++i) {
-      if (x[i].rank() == 0) throw shape_error(detail::cat(what, ": input ", i, " has no sample axis"));
-      check_shape(i, x[i].shape(), true);
-      if (n >= 0 && x[i].dim(0) != n)
-        throw shape_error(detail::cat(what, ": inputs have different numbers of samples (", n, " and ", x[i].dim(0), ")"));
-      n = x[i].dim(0);
+      if (x[i]->rank() == 0) throw shape_error(detail::cat(what, ": input ", i, " has no sample axis"));
+      check_shape(i, adapted_shape(i, x[i]->shape()), true);
+      if (n >= 0 && x[i]->dim(0) != n)
+        throw shape_error(detail::cat(what, ": inputs have different numbers of samples (", n, " and ", x[i]->dim(0), ")"));
+      n = x[i]->dim(0);
     }
     return n;
   }
 
-  void check_targets(const std::vector<Tensor<T>>& y) const {
+  template <class V>  // a vector of tensors or of pointers to them
+  void check_targets(const V& y) const {
     if (y.size() != out_refs_.size())
       throw shape_error(detail::cat("model '", this->name(), "' has ", out_refs_.size(), " output(s) but ", y.size(), " target array(s) were given"));
   }
 
-  std::vector<std::pair<size_t, std::shared_ptr<Metric<T>>>> build_metrics(const std::vector<Tensor<T>>& y) const {
+  std::vector<std::pair<size_t, std::shared_ptr<Metric<T>>>> build_metrics(const In<T>& y) const {
     std::vector<std::pair<size_t, std::shared_ptr<Metric<T>>>> r;
     for (size_t j = 0; j < compiled_->metrics.size(); ++j)
       for (const auto& id : compiled_->metrics[j]) {
         Shape ps = outputs_[j].shape();
-        r.emplace_back(j, make_metric<T>(id, y[j].shape(), ps));
+        r.emplace_back(j, make_metric<T>(id, y[j]->shape(), ps));
       }
     return r;
   }
@@ -911,8 +941,9 @@ class Model : public Layer<T> {
     return total;
   }
 
-  static void gather_rows(const Tensor<T>& src, const Index* idx, Index cnt, Tensor<T>& dst) {
-    dst.resize_batch(src.shape(), cnt);
+  /// Rows idx[0..cnt) of src into dst, shaped like `as` (src's shape or its adapted one).
+  static void gather_rows(const Tensor<T>& src, const Index* idx, Index cnt, Tensor<T>& dst, const Shape& as) {
+    dst.resize_batch(as, cnt);
     const Index w = src.inner(1);
     for (Index r = 0; r < cnt; ++r) std::copy(src.data() + idx[r] * w, src.data() + (idx[r] + 1) * w, dst.data() + r * w);
   }
@@ -1077,11 +1108,11 @@ class Sequential : public Model<T> {
   }
 
  protected:
-  void ensure_built(const std::vector<Tensor<T>>& x) override {
+  void ensure_built(const In<T>& x) override {
     if (!this->g_.empty()) return;
     if (seq_.empty()) throw value_error(detail::cat("Sequential '", this->name(), "' has no layers"));
-    if (x.empty() || x[0].rank() == 0) throw value_error("Sequential: cannot infer the input shape");
-    Shape s(x[0].shape().begin() + 1, x[0].shape().end());
+    if (x.empty() || x[0]->rank() == 0) throw value_error("Sequential: cannot infer the input shape");
+    Shape s(x[0]->shape().begin() + 1, x[0]->shape().end());
     build_input(s);
   }
 
