@@ -32,6 +32,7 @@ void __libc_free(void*);
 namespace alloc_hooks {
 std::atomic<bool> counting{false};
 std::atomic<long> count{0};
+std::atomic<std::size_t> largest{0};
 std::atomic<int> traced{0};
 bool trace = false;
 thread_local bool in_hook = false;
@@ -40,6 +41,9 @@ inline void note(std::size_t bytes) {
   if (!counting.load(std::memory_order_relaxed) || in_hook) return;
   in_hook = true;
   count.fetch_add(1, std::memory_order_relaxed);
+  for (std::size_t cur = largest.load(std::memory_order_relaxed);
+       bytes > cur && !largest.compare_exchange_weak(cur, bytes, std::memory_order_relaxed);) {
+  }
 #if defined(GRAFT_TEST_HOOK_MALLOC)
   if (trace && traced.fetch_add(1) < 6) {
     char msg[96];
@@ -49,16 +53,15 @@ inline void note(std::size_t bytes) {
     int k = backtrace(frames, 48);
     backtrace_symbols_fd(frames, k, 2);
   }
-#else
-  (void)bytes;
 #endif
   in_hook = false;
 }
 
-/// Allocations counted while `f` runs.
+/// Allocations counted while `f` runs (and, in `largest`, the size of the largest one).
 template <class F>
 long count_during(F&& f) {
   count = 0;
+  largest = 0;
   counting = true;
   try {
     f();
@@ -305,6 +308,37 @@ TEST_CASE("predict and evaluate in a loop allocate only their results", "[core][
   long four = alloc_hooks::count_during([&] { m->predict(xl, 32); });
   INFO("predict: 2 batches " << one << ", 8 batches " << four);
   CHECK(four == one);
+}
+
+TEST_CASE("fit, evaluate and predict never copy the whole dataset", "[core][alloc]") {
+  OneThread one_thread;
+  set_random_seed(16);
+  auto m = model_a();
+  m->compile(std::make_shared<SGD<float>>(1e-3), "sparse_categorical_crossentropy", {"accuracy"});
+  Tensor<float> x, y;
+  fill_data(x, y, 8192, 12);  // 25.7 MB of images; the largest buffers graft needs are ~1 MB
+  const std::size_t data_bytes = static_cast<std::size_t>(x.size()) * sizeof(float);
+  FitOptions<float> o;
+  o.verbose = 0;
+  alloc_hooks::count_during([&] { m->fit(x, y, o); });
+  INFO("largest allocation in fit: " << alloc_hooks::largest.load() << " bytes, data " << data_bytes);
+  CHECK(alloc_hooks::largest.load() < data_bytes / 8);
+  alloc_hooks::count_during([&] { m->evaluate(x, y, 256); });
+  CHECK(alloc_hooks::largest.load() < data_bytes / 8);
+  alloc_hooks::count_during([&] { m->predict(x, 256); });
+  CHECK(alloc_hooks::largest.load() < data_bytes / 8);
+  // (N, 28, 28) data for a (None, 28, 28, 1) input: the rank is adjusted batch by batch
+  auto conv = std::make_shared<Sequential<float>>(std::vector<std::shared_ptr<Layer<float>>>{
+      std::make_shared<InputLayer<float>>(Shape{28, 28, 1}), make<Flatten>(), make<Dense>(3, "softmax")});
+  conv->compile(std::make_shared<SGD<float>>(1e-3), "sparse_categorical_crossentropy", {"accuracy"});
+  Tensor<float> x4 = x;
+  x4.reshape({x.dim(0), 28, 28, 1});
+  std::vector<Tensor<float>> y3{y};
+  for (auto& v : y3[0]) v = static_cast<float>(static_cast<int>(v) % 3);
+  Tensor<float> p3 = conv->predict(x, 256), p4 = conv->predict(x4, 256);
+  CHECK(p3 == p4);
+  alloc_hooks::count_during([&] { conv->fit(x, y3[0], o); });
+  CHECK(alloc_hooks::largest.load() < data_bytes / 8);
 }
 
 TEST_CASE("on two threads, training allocates only while the pool's buffers first grow", "[core][alloc]") {

@@ -832,7 +832,6 @@ class Model : public Layer<T> {
     return in_ptrs_;
   }
 
-  /// Keras' _adjust_input_rank: (N, 28, 28) data for a (None, 28, 28, 1) input and back.
   static In<T> pointers_to(const std::vector<Tensor<T>>& v) {
     In<T> r;
     r.reserve(v.size());
