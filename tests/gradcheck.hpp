@@ -111,6 +111,20 @@ inline void check_layer_gradients(Layer<double>& layer, std::vector<Tensor<doubl
       }
 }
 
+/// Float arrays of an HDF5 file: the dataset `prefix`, or prefix0, prefix1, ... (fixtures' io.h5).
+inline std::vector<Tensor<float>> read_arrays(const std::string& path, const std::string& prefix) {
+  auto f = graft::h5::File::open(path);
+  auto root = graft::h5::Group::root(f);
+  std::vector<Tensor<float>> r;
+  if (root.kind(prefix) == graft::h5::Group::Kind::dataset) {
+    r.push_back(graft::h5::read_dataset<float>(root, prefix));
+    return r;
+  }
+  for (int i = 0; root.kind(prefix + std::to_string(i)) == graft::h5::Group::Kind::dataset; ++i)
+    r.push_back(graft::h5::read_dataset<float>(root, prefix + std::to_string(i)));
+  return r;
+}
+
 /// Path inside ../shared (fixtures, corpus).
 inline std::string shared_path(const std::string& rel) { return std::string(GRAFT_SHARED_DIR) + "/" + rel; }
 

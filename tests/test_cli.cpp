@@ -37,19 +37,6 @@ Result run(const std::string& args) {
 
 std::string fx(const std::string& rel) { return graft_test::shared_path("keras-fixtures/" + rel); }
 
-std::vector<graft::Tensor<float>> arrays(const std::string& path, const std::string& prefix) {
-  auto f = graft::h5::File::open(path);
-  auto root = graft::h5::Group::root(f);
-  std::vector<graft::Tensor<float>> r;
-  if (root.kind(prefix) == graft::h5::Group::Kind::dataset) {
-    r.push_back(graft::h5::read_dataset<float>(root, prefix));
-    return r;
-  }
-  for (int i = 0; root.kind(prefix + std::to_string(i)) == graft::h5::Group::Kind::dataset; ++i)
-    r.push_back(graft::h5::read_dataset<float>(root, prefix + std::to_string(i)));
-  return r;
-}
-
 }  // namespace
 
 TEST_CASE("graft summary prints the Keras-like table and the file's Keras version", "[cli]") {
@@ -80,9 +67,9 @@ TEST_CASE("graft predict writes y (or y0, y1...) equal to the library's predicti
                  " --output " + out + " --batch-size 3");
     INFO(c << ": " << r.err);
     REQUIRE(r.status == 0);
-    auto got = arrays(out, "y");
+    auto got = graft_test::read_arrays(out, "y");
     auto m = graft::load_model<float>(fx(std::string(c) + "/model.h5"));
-    auto want = m->predict(arrays(fx(std::string(c) + "/io.h5"), "x"));
+    auto want = m->predict(graft_test::read_arrays(fx(std::string(c) + "/io.h5"), "x"));
     REQUIRE(got.size() == want.size());
     // same numbers up to float rounding (the CLI is a separately compiled program, batch size 3)
     for (size_t j = 0; j < got.size(); ++j) {

@@ -47,20 +47,6 @@ std::vector<std::string> list_dir(const std::string& d) {
   return r;
 }
 
-/// Datasets `prefix` or prefix0, prefix1, ...
-std::vector<Tensor<float>> read_arrays(const std::string& path, const std::string& prefix) {
-  auto f = graft::h5::File::open(path);
-  auto root = graft::h5::Group::root(f);
-  std::vector<Tensor<float>> r;
-  if (root.kind(prefix) == graft::h5::Group::Kind::dataset) {
-    r.push_back(graft::h5::read_dataset<float>(root, prefix));
-    return r;
-  }
-  for (int i = 0; root.kind(prefix + std::to_string(i)) == graft::h5::Group::Kind::dataset; ++i)
-    r.push_back(graft::h5::read_dataset<float>(root, prefix + std::to_string(i)));
-  return r;
-}
-
 /// All weight arrays of a legacy .h5 in layer_names / weight_names order (as graft_check.py).
 std::vector<Tensor<double>> ordered_weights(const std::string& path) {
   auto f = graft::h5::File::open(path);
@@ -148,8 +134,8 @@ TEST_CASE("every Keras inference fixture loads and predicts within its tolerance
       skipped.push_back(name + (stretch ? " [stretch]" : "") + ": " + e.message());
       continue;
     }
-    auto x = read_arrays(dir + "/io.h5", "x");
-    auto y = read_arrays(dir + "/io.h5", "y");
+    auto x = graft_test::read_arrays(dir + "/io.h5", "x");
+    auto y = graft_test::read_arrays(dir + "/io.h5", "y");
     REQUIRE(x.size() == m->num_inputs());
     REQUIRE(y.size() == m->num_outputs());
     auto got = m->predict(x, 32);
@@ -179,8 +165,8 @@ TEST_CASE("every fixture's Keras 3 .keras archive loads and predicts like its .h
       CHECK(meta.value("stretch", false));
       continue;
     }
-    auto x = read_arrays(dir + "/io.h5", "x");
-    auto y = read_arrays(dir + "/io.h5", "y");
+    auto x = graft_test::read_arrays(dir + "/io.h5", "x");
+    auto y = graft_test::read_arrays(dir + "/io.h5", "y");
     auto got = m->predict(x, 32);
     for (size_t j = 0; j < y.size(); ++j)
       check_close(got[j], y[j], tol(meta, "atol", 1e-5), tol(meta, "rtol", 1e-4), name + " (.keras) output " + std::to_string(j));
@@ -204,8 +190,8 @@ TEST_CASE("weights-only fixtures load from architecture JSON plus legacy and Ker
     json meta = read_json(d + "/meta.json");
     std::ifstream jf(d + "/architecture.json");
     std::string text((std::istreambuf_iterator<char>(jf)), std::istreambuf_iterator<char>());
-    auto x = read_arrays(d + "/io.h5", "x");
-    auto y = read_arrays(d + "/io.h5", "y");
+    auto x = graft_test::read_arrays(d + "/io.h5", "x");
+    auto y = graft_test::read_arrays(d + "/io.h5", "y");
     for (const char* wf : {"weights.h5", "model.weights.h5"}) {
       SECTION(n + "/" + wf) {
         std::shared_ptr<graft::Model<float>> m;
@@ -239,8 +225,8 @@ TEST_CASE("every Keras training fixture: one epoch of fit matches Keras' weights
       }
       REQUIRE(m->compiled());
       auto before = m->get_weights();
-      auto x = read_arrays(d + "/io.h5", "x_train");
-      auto y = read_arrays(d + "/io.h5", "y_train");
+      auto x = graft_test::read_arrays(d + "/io.h5", "x_train");
+      auto y = graft_test::read_arrays(d + "/io.h5", "y_train");
       graft::FitOptions<float> o;
       o.epochs = 1;
       o.batch_size = meta["fit"]["batch_size"].get<Index>();
@@ -289,8 +275,8 @@ TEST_CASE("every Keras training fixture: one epoch of fit matches Keras' weights
         }
       }
       // predictions after training
-      auto yx = read_arrays(d + "/io.h5", "x");
-      auto ya = read_arrays(d + "/io.h5", "y_after");
+      auto yx = graft_test::read_arrays(d + "/io.h5", "x");
+      auto ya = graft_test::read_arrays(d + "/io.h5", "y_after");
       auto p = m->predict(yx);
       check_close(p[0], ya[0], 1e-5, 1e-4, n + " predictions after fit");
     }
@@ -329,7 +315,7 @@ TEST_CASE("save then load round-trips weights, predictions and compile state bit
     auto w1 = m->get_weights(), w2 = m2->get_weights();
     REQUIRE(w1.size() == w2.size());
     for (size_t i = 0; i < w1.size(); ++i) CHECK(w1[i] == w2[i]);
-    auto x = read_arrays(dir + "/io.h5", "x");
+    auto x = graft_test::read_arrays(dir + "/io.h5", "x");
     auto y1 = m->predict(x), y2 = m2->predict(x);
     for (size_t j = 0; j < y1.size(); ++j) CHECK(y1[j] == y2[j]);
     CHECK(m2->class_name() == m->class_name());
@@ -337,8 +323,8 @@ TEST_CASE("save then load round-trips weights, predictions and compile state bit
   }
   SECTION("compiled model with optimizer state") {
     auto m = graft::load_model<float>(fixtures() + "/train_adam_sparse_cce/before.h5");
-    auto x = read_arrays(fixtures() + "/train_adam_sparse_cce/io.h5", "x_train");
-    auto y = read_arrays(fixtures() + "/train_adam_sparse_cce/io.h5", "y_train");
+    auto x = graft_test::read_arrays(fixtures() + "/train_adam_sparse_cce/io.h5", "x_train");
+    auto y = graft_test::read_arrays(fixtures() + "/train_adam_sparse_cce/io.h5", "y_train");
     graft::FitOptions<float> o;
     o.verbose = 0;
     o.shuffle = false;

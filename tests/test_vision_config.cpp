@@ -63,19 +63,6 @@ std::string error_of(F&& f) {
 
 std::string fixtures() { return graft_test::shared_path("keras-fixtures"); }
 
-std::vector<Tensor<float>> read_arrays(const std::string& path, const std::string& prefix) {
-  auto f = graft::h5::File::open(path);
-  auto root = graft::h5::Group::root(f);
-  std::vector<Tensor<float>> r;
-  if (root.kind(prefix) == graft::h5::Group::Kind::dataset) {
-    r.push_back(graft::h5::read_dataset<float>(root, prefix));
-    return r;
-  }
-  for (int i = 0; root.kind(prefix + std::to_string(i)) == graft::h5::Group::Kind::dataset; ++i)
-    r.push_back(graft::h5::read_dataset<float>(root, prefix + std::to_string(i)));
-  return r;
-}
-
 json read_json(const std::string& p) {
   std::ifstream f(p);
   REQUIRE(f.good());
@@ -311,8 +298,8 @@ TEST_CASE("Keras fixtures with vision layers predict within tolerance", "[vision
       json meta = read_json(d + "/meta.json");
       const double atol = meta["tolerance"]["atol"], rtol = meta["tolerance"]["rtol"];
       auto m = graft::load_model<float>(d + "/model.h5");
-      auto x = read_arrays(d + "/io.h5", "x");
-      auto y = read_arrays(d + "/io.h5", "y");
+      auto x = graft_test::read_arrays(d + "/io.h5", "x");
+      auto y = graft_test::read_arrays(d + "/io.h5", "y");
       auto p = m->predict(x);
       REQUIRE(p[0].shape() == y[0].shape());
       for (Index i = 0; i < p[0].size(); ++i) {
@@ -338,7 +325,7 @@ TEST_CASE("BatchNormalization training fixtures: trainable and frozen, one epoch
       o.batch_size = meta["fit"]["batch_size"].get<Index>();
       o.shuffle = false;
       o.verbose = 0;
-      auto h = m->fit(read_arrays(d + "/io.h5", "x_train"), read_arrays(d + "/io.h5", "y_train"), o);
+      auto h = m->fit(graft_test::read_arrays(d + "/io.h5", "x_train"), graft_test::read_arrays(d + "/io.h5", "y_train"), o);
       CHECK(h["loss"][0] == Approx(meta["history_loss"][0].get<double>()).epsilon(1e-4));
       auto got = m->get_weights();
       REQUIRE(got.size() == want.size());

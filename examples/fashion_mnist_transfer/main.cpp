@@ -20,6 +20,8 @@
 #include <graft/data/idx.hpp>
 #include <graft/graft.hpp>
 
+#include "../common/example_args.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -87,27 +89,9 @@ struct Args {
   bool check = false;
 };
 
-[[noreturn]] void usage_error(const std::string& m) {
-  std::cerr << "fashion_mnist_transfer: " << m << "\n(--help lists the options)\n";
-  std::exit(2);
-}
-
-long parse_int(const std::string& flag, const std::string& v, long lo, long hi) {
-  char* end = nullptr;
-  errno = 0;
-  long r = std::strtol(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || errno != 0 || r < lo || r > hi)
-    usage_error(flag + " expects an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + v + "'");
-  return r;
-}
-
-double parse_double(const std::string& flag, const std::string& v) {
-  char* end = nullptr;
-  double r = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end != '\0' || !(r > 0) || !std::isfinite(r))
-    usage_error(flag + " expects a positive number, got '" + v + "'");
-  return r;
-}
+using example_args::parse_double;
+using example_args::parse_int;
+using example_args::usage_error;
 
 Args parse_args(int argc, char** argv) {
   Args a;
@@ -531,6 +515,7 @@ int run(const Args& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  example_args::program_name() = "fashion_mnist_transfer";
   Args args = parse_args(argc, argv);
   // Both knobs: Eigen's own products and graft's OpenMP-split GEMM.
   Eigen::setNbThreads(args.threads);

@@ -327,7 +327,7 @@ class Model : public Layer<T> {
 
  private:
   std::vector<Tensor<T>> predict_impl(const In<T>& xs, Index batch_size) {
-    if (this->g_.empty()) ensure_built(xs);
+    ensure_built(xs);
     if (batch_size <= 0) throw value_error("predict: batch_size must be positive");
     const Index n = check_samples(xs, "predict");
     const std::vector<Shape> shapes = adapted_shapes(xs);
@@ -404,7 +404,7 @@ class Model : public Layer<T> {
  private:
   History fit_impl(const In<T>& x, const In<T>& y, const FitOptions<T>& o) {
     if (!compiled_) throw value_error(detail::cat("fit: model '", this->name(), "' must be compiled first"));
-    if (this->g_.empty()) ensure_built(x);
+    ensure_built(x);
     if (o.epochs < 0 || o.batch_size <= 0) throw value_error("fit: epochs must be >= 0 and batch_size > 0");
     if (!(o.validation_split >= 0 && o.validation_split < 1)) throw value_error("fit: validation_split must be in [0, 1)");
     check_targets(y);
@@ -499,7 +499,7 @@ class Model : public Layer<T> {
   /// One optimisation step on one batch; returns its loss (Keras train_on_batch).
   double train_on_batch(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y) {
     if (!compiled_) throw value_error(detail::cat("train_on_batch: model '", this->name(), "' must be compiled first"));
-    if (this->g_.empty()) ensure_built(pointers_to(x));
+    if (this->g_.empty()) ensure_built(pointers_to(x));  // guarded: no pointer vector on the hot path
     const In<T>& px = input_pointers(x);
     check_targets(y);
     begin_training();
@@ -515,7 +515,7 @@ class Model : public Layer<T> {
  private:
   Logs evaluate_impl(const In<T>& x, const In<T>& y, Index batch_size) {
     if (!compiled_) throw value_error(detail::cat("evaluate: model '", this->name(), "' must be compiled first"));
-    if (this->g_.empty()) ensure_built(x);
+    ensure_built(x);
     check_targets(y);
     const Index n = check_samples(x, "evaluate");
     const std::vector<Shape> shapes = adapted_shapes(x);
@@ -800,7 +800,8 @@ class Model : public Layer<T> {
     return -1;
   }
 
-  /// Hook for models whose graph is built lazily from the first data (Sequential without input shape).
+  /// Hook for models whose graph is built lazily from the first data (Sequential without input
+  /// shape); a no-op once the graph exists.
   virtual void ensure_built(const In<T>&) {
     if (g_.empty()) throw value_error(detail::cat("model '", this->name(), "' has no layers"));
   }
@@ -814,16 +815,13 @@ class Model : public Layer<T> {
     in_ptrs_.resize(x.size());
     adapted_.resize(x.size());
     for (size_t i = 0; i < x.size(); ++i) {
-      const Shape& ref = inputs_[i].shape();
-      const Shape& s = x[i].shape();
-      const bool add_axis = s.size() + 1 == ref.size() && ref.back() == 1;
-      const bool drop_axis = s.size() == ref.size() + 1 && !s.empty() && s.back() == 1;
-      if (!add_axis && !drop_axis) {
+      const int adjust = rank_adjustment(i, x[i].shape());
+      if (adjust == 0) {
         in_ptrs_[i] = &x[i];
         continue;
       }
-      shape_buf_ = s;
-      if (add_axis) shape_buf_.push_back(1);
+      shape_buf_ = x[i].shape();
+      if (adjust > 0) shape_buf_.push_back(1);
       else shape_buf_.pop_back();
       adapted_[i] = x[i];
       adapted_[i].reshape(shape_buf_);
@@ -841,12 +839,20 @@ class Model : public Layer<T> {
 
   /// Keras' _adjust_input_rank on shapes: (N, 28, 28) data for a (None, 28, 28, 1) input and
   /// back. The data themselves are never copied for it: each batch is copied under this shape.
+  /// +1: data of shape s lack the input's trailing axis of 1; -1: they have one the input does
+  /// not; 0: taken as they are.
+  int rank_adjustment(size_t i, const Shape& s) const {
+    if (g_.empty() || i >= inputs_.size()) return 0;
+    const Shape& ref = inputs_[i].shape();
+    if (s.size() + 1 == ref.size() && ref.back() == 1) return 1;
+    if (s.size() == ref.size() + 1 && !s.empty() && s.back() == 1) return -1;
+    return 0;
+  }
   Shape adapted_shape(size_t i, const Shape& s) const {
     Shape r = s;
-    if (g_.empty() || i >= inputs_.size()) return r;
-    const Shape& ref = inputs_[i].shape();
-    if (r.size() + 1 == ref.size() && ref.back() == 1) r.push_back(1);
-    else if (r.size() == ref.size() + 1 && !r.empty() && r.back() == 1) r.pop_back();
+    const int adjust = rank_adjustment(i, s);
+    if (adjust > 0) r.push_back(1);
+    else if (adjust < 0) r.pop_back();
     return r;
   }
   std::vector<Shape> adapted_shapes(const In<T>& x) const {
