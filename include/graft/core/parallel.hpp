@@ -6,10 +6,19 @@
 // the main thread needs (measured: model A, batch 32, 2 threads, load ~5 on 2 cores: 1 000
 // samples/s with the default policy, 14 000 with OMP_WAIT_POLICY=passive, 15 000 on one thread).
 // A library cannot set that policy for its host program, so graft keeps its own small pool:
-//   * workers spin only briefly (tens of microseconds), then sleep on a condition variable;
+//   * after a job, workers spin briefly (~20 us), then keep polling for ~200 us while yielding the
+//     core to any other runnable thread (sched_yield), then sleep on a condition variable. A
+//     training step's products come every few tens of microseconds, so on an idle machine the
+//     worker is awake when the next one arrives (a sleeping vCPU can take 50 us+ to wake), and on
+//     a busy one the polling gives its core away;
 //   * work is split into chunks that every participant claims from a shared counter, the calling
 //     thread included: a worker that wakes late finds less (or nothing) left to do, so a busy
 //     machine degrades a parallel call to the speed of a serial one instead of stalling it;
+//   * a worker can still be preempted after claiming a chunk, leaving the caller waiting for a
+//     whole scheduler time slice. When the caller waits for a worker more than 0.5 ms and longer
+//     than its own share of the job took (the job ran slower than on one thread), the pool
+//     runs jobs serially for the next 20 ms (doubling while it keeps happening, at most 640 ms)
+//     before trying threads again, so an oversubscribed machine costs little over one thread;
 //   * nothing is allocated per call (workers are created once, when first needed).
 // The thread count is graft::set_num_threads(n) when set, otherwise omp_get_max_threads() in a
 // program built with OpenMP (OMP_NUM_THREADS, omp_set_num_threads), otherwise 1.
@@ -17,6 +26,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -89,6 +99,7 @@ class ThreadPool {
 #endif
     std::unique_lock<std::mutex> job(job_mutex_, std::defer_lock);
     if (!serial && !job.try_lock()) serial = true;
+    if (!serial && std::chrono::steady_clock::now() < serial_until_) serial = true;  // under job_mutex_
     if (serial) {
       for (Index c = 0; c < chunks; ++c) fn(ctx, c);
       return;
@@ -110,15 +121,36 @@ class ThreadPool {
       wake = sleeping_ > 0;
     }
     if (wake) cv_.notify_all();
+    const auto begin = std::chrono::steady_clock::now();
     work(gen, fn, ctx, chunks);
-    for (int spin = 0; done_.load(std::memory_order_acquire) < chunks; ++spin) {
-      if (spin < 2000) GRAFT_CPU_RELAX();
-      else std::this_thread::yield();
+    if (done_.load(std::memory_order_acquire) < chunks) {
+      const auto own = std::chrono::steady_clock::now() - begin;
+      const auto start = std::chrono::steady_clock::now();
+      for (int spin = 0; done_.load(std::memory_order_acquire) < chunks; ++spin) {
+        if (spin < 2000) GRAFT_CPU_RELAX();
+        else std::this_thread::yield();
+      }
+      // Waiting longer than the caller's own share took means threads made this job slower
+      // than running it alone: the worker was preempted or descheduled.
+      const auto waited = std::chrono::steady_clock::now() - start;
+      if (waited > std::chrono::microseconds(kLateUs) && waited > own) {
+        serial_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(next_backoff_ms_);
+        next_backoff_ms_ = std::min(2 * next_backoff_ms_, kMaxBackoffMs);
+        return;
+      }
     }
+    next_backoff_ms_ = kMinBackoffMs;
   }
 
   /// Spin iterations (CPU pause instructions) a worker waits for the next job before sleeping.
   static constexpr int kSpin = 1000;
+  /// Microseconds a worker then keeps polling, yielding its core between polls, before it sleeps.
+  static constexpr int kPollUs = 200;
+  /// A caller that waits longer than this for a worker's chunk assumes the worker was preempted.
+  static constexpr int kLateUs = 500;
+  /// Jobs then run serially for kMinBackoffMs milliseconds, doubling while it recurs, up to
+  /// kMaxBackoffMs.
+  static constexpr int kMinBackoffMs = 20, kMaxBackoffMs = 640;
 
  private:
   ThreadPool() = default;
@@ -153,6 +185,11 @@ class ThreadPool {
       if (gen_.load(std::memory_order_relaxed) == seen) {
         lock.unlock();
         for (int i = 0; i < kSpin && gen_.load(std::memory_order_acquire) == seen; ++i) GRAFT_CPU_RELAX();
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kPollUs);
+        while (gen_.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < until) {
+          std::this_thread::yield();
+          for (int i = 0; i < 50 && gen_.load(std::memory_order_acquire) == seen; ++i) GRAFT_CPU_RELAX();
+        }
         lock.lock();
         while (gen_.load(std::memory_order_relaxed) == seen) {
           ++sleeping_;
@@ -182,6 +219,9 @@ class ThreadPool {
   Index chunks_ = 0;
   int wanted_ = 0;
   int sleeping_ = 0;
+  // serial fallback after a preempted worker (all three under job_mutex_)
+  int next_backoff_ms_ = kMinBackoffMs;
+  std::chrono::steady_clock::time_point serial_until_{};
   std::vector<std::thread> workers_;
 };
 
