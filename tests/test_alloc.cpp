@@ -398,17 +398,44 @@ TEST_CASE("graft::gemm matches a naive product for every transpose, stride and s
     CHECK(err <= tol);
     CHECK(padding_kept);
   };
-  const Index sizes[][3] = {{1, 1, 1},    {1, 5, 3},     {5, 1, 3},     {3, 4, 5},       {32, 300, 784},
-                            {784, 300, 32}, {32, 784, 300}, {32, 100, 300}, {17, 33, 65},   {300, 37, 5},
-                            {2, 700, 3},  {700, 2, 9},   {64, 64, 64},  {33, 513, 129}, {1568, 64, 288}};
-  for (const auto& s : sizes)
-    for (int ta = 0; ta < 2; ++ta)
-      for (int tb = 0; tb < 2; ++tb)
-        for (Index pad : {0, 3}) {
-          if (pad && s[0] * s[1] * s[2] > 1000000) continue;  // the naive reference is slow: big shapes once
-          check(0.0f, ta != 0, tb != 0, s[0], s[1], s[2], 1.0, pad ? 0.0 : 1.0, pad);
-          check(0.0, ta != 0, tb != 0, s[0], s[1], s[2], 0.5, pad ? 0.7 : 0.0, pad);
-        }
+  // Shapes of the models (batch 32 dense layers, im2col convolutions), and sizes that leave
+  // partial tiles in every direction (the AVX2 kernel's tiles are 6x16 and 4x24, its depth
+  // blocks at most 256; leading dimensions that are multiples of 16 take other paths).
+  const Index sizes[][3] = {{1, 1, 1},     {1, 5, 3},      {5, 1, 3},      {3, 4, 5},      {32, 300, 784},
+                            {784, 300, 32}, {32, 784, 300}, {32, 100, 300}, {17, 33, 65},  {300, 37, 5},
+                            {2, 700, 3},   {700, 2, 9},    {64, 64, 64},   {33, 513, 129}, {1568, 64, 288},
+                            {7, 23, 257},  {5, 25, 513},   {129, 17, 300}, {32, 256, 40},  {200, 128, 33},
+                            {13, 1024, 9}, {6, 16, 8},     {4, 24, 8},     {97, 47, 1000}};
+  for (int threads : {1, 2}) {
+    graft::set_num_threads(threads);
+    for (const auto& s : sizes)
+      for (int ta = 0; ta < 2; ++ta)
+        for (int tb = 0; tb < 2; ++tb)
+          for (Index pad : {0, 3}) {
+            if (pad && s[0] * s[1] * s[2] > 1000000) continue;  // the naive reference is slow: big shapes once
+            check(0.0f, ta != 0, tb != 0, s[0], s[1], s[2], 1.0, pad ? 0.0 : 1.0, pad);
+            check(0.0f, ta != 0, tb != 0, s[0], s[1], s[2], 0.5, pad ? 0.7 : 0.0, pad);
+            if (threads == 1) check(0.0, ta != 0, tb != 0, s[0], s[1], s[2], 0.5, pad ? 0.7 : 0.0, pad);
+          }
+  }
+  graft::set_num_threads(0);
+  // beta == 0 ignores C, NaNs included; the result does not depend on the thread count
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb) {
+      const Index M = 64, N = 300, K = 300;
+      Rng r(7);
+      std::vector<float> A(static_cast<size_t>(M * K)), B(static_cast<size_t>(K * N));
+      for (auto& v : A) v = static_cast<float>(r.uniform(-1, 1));
+      for (auto& v : B) v = static_cast<float>(r.uniform(-1, 1));
+      std::vector<float> c1(static_cast<size_t>(M * N), std::nanf("")), c2 = c1;
+      graft::set_num_threads(1);
+      gemm<float>(ta != 0, tb != 0, M, N, K, 1.0f, A.data(), ta ? M : K, B.data(), tb ? K : N, 0.0f, c1.data(), N);
+      graft::set_num_threads(2);
+      gemm<float>(ta != 0, tb != 0, M, N, K, 1.0f, A.data(), ta ? M : K, B.data(), tb ? K : N, 0.0f, c2.data(), N);
+      graft::set_num_threads(0);
+      CHECK(std::none_of(c1.begin(), c1.end(), [](float v) { return std::isnan(v); }));
+      CHECK(c1 == c2);
+    }
   // K == 0 leaves beta * C
   std::vector<float> c{1, 2, 3, 4};
   gemm<float>(false, false, 2, 2, 0, 1.0f, nullptr, 1, nullptr, 2, 0.5f, c.data(), 2);

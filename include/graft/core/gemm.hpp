@@ -1,24 +1,30 @@
 // graft — the one matrix-product entry point every layer uses, so the kernel behind it can be
 // tuned in one place. Row-major operands with leading dimensions.
 //
-// Large products run Eigen's GEBP kernel (general_matrix_matrix_product) directly, with packing
-// buffers that persist per thread and only grow: Eigen's expression path allocates its blocking
-// buffers on the heap for every product above its stack limit (128 KB) and for every parallel
-// product, which would break the allocation-free steady state of training. Large products are
-// split into column (or row) panels run on graft's threads (core/parallel.hpp), each thread with
-// its own buffers.
+// float products on x86-64 built with AVX2 and FMA run graft's own kernel (core/sgemm_avx2.hpp).
+// Other large products run Eigen's GEBP kernel (general_matrix_matrix_product) directly, with
+// packing buffers that persist per thread and only grow: Eigen's expression path allocates its
+// blocking buffers on the heap for every product above its stack limit (128 KB) and for every
+// parallel product, which would break the allocation-free steady state of training. Either way,
+// large products are split into column (or row) panels run on graft's threads
+// (core/parallel.hpp), each thread with its own buffers.
 #pragma once
 
 #include <Eigen/Core>
 
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 
 #include "graft/core/parallel.hpp"
 #include "graft/core/tensor.hpp"
 
 #if EIGEN_VERSION_AT_LEAST(3, 4, 0)
 #define GRAFT_GEMM_PERSISTENT_BLOCKING 1
+#endif
+#if defined(__AVX2__) && defined(__FMA__) && (defined(__x86_64__) || defined(_M_X64)) && !defined(GRAFT_NO_SGEMM)
+#define GRAFT_SGEMM_AVX2 1
+#include "graft/core/sgemm_avx2.hpp"
 #endif
 
 namespace graft {
@@ -122,37 +128,34 @@ void gemm_gebp(Index M, Index N, Index K, T alpha, const T* A, Index lda, const 
       M, N, K, A, lda, B, ldb, C, 1, ldc, alpha, blocking);
 }
 
-/// Split the product into panels of C run on graft's threads (graft/core/parallel.hpp), or run
-/// it whole.
-template <class T, int AOrder, int BOrder>
-void gemm_panels(Index M, Index N, Index K, T alpha, const T* A, Index lda, const T* B, Index ldb, T* C, Index ldc) {
-  // Eigen's rule of thumb (Parallelizer.h) with a larger minimum task: two threads make
-  // small products slower (bench: 32x300 . 300x100).
+#endif  // GRAFT_GEMM_PERSISTENT_BLOCKING
+
+/// f(row0, rows, col0, cols) over panels of the M x N product C, run on graft's threads
+/// (graft/core/parallel.hpp), or f(0, M, 0, N) when the product is too small to gain from them.
+template <class F>
+void for_each_panel(Index M, Index N, Index K, F&& f) {
+  // At least 250 000 multiply-adds per thread (~3 us): with the pool's workers polling between
+  // jobs, a batch-32 product as small as 32x300 . 300x100 gains 1.7x from a second thread
+  // (bench/README.md). One panel per thread: more, smaller panels measured slower.
   const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   Index threads = num_threads();
-  threads = std::min<Index>(threads, static_cast<Index>(work / 1.5e6));
+  threads = std::min<Index>(threads, static_cast<Index>(work / 2.5e5));
   const bool split_cols = N >= M;
   const Index len = split_cols ? N : M;
   threads = std::min<Index>(threads, len / 16);
-  if (threads > 1) {
-    // panels of a multiple of 16 columns (rows); the last takes the rest
-    const Index chunk = ((len / threads) / 16) * 16;
-    parallel_chunks(threads, static_cast<int>(threads), [&](Index t) {
-      const Index begin = t * chunk, count = t + 1 == threads ? len - begin : chunk;
-      if (count <= 0) return;
-      if (split_cols) {
-        const T* Bp = BOrder == Eigen::RowMajor ? B + begin : B + begin * ldb;
-        gemm_gebp<T, AOrder, BOrder>(M, count, K, alpha, A, lda, Bp, ldb, C + begin, ldc);
-      } else {
-        const T* Ap = AOrder == Eigen::RowMajor ? A + begin * lda : A + begin;
-        gemm_gebp<T, AOrder, BOrder>(count, N, K, alpha, Ap, lda, B, ldb, C + begin * ldc, ldc);
-      }
-    });
+  if (threads <= 1) {
+    f(Index(0), M, Index(0), N);
     return;
   }
-  gemm_gebp<T, AOrder, BOrder>(M, N, K, alpha, A, lda, B, ldb, C, ldc);
+  // panels of a multiple of 16 columns (rows); the last takes the rest
+  const Index chunk = ((len / threads) / 16) * 16;
+  parallel_chunks(threads, static_cast<int>(threads), [&](Index t) {
+    const Index begin = t * chunk, count = t + 1 == threads ? len - begin : chunk;
+    if (count <= 0) return;
+    if (split_cols) f(Index(0), M, begin, count);
+    else f(begin, count, Index(0), N);
+  });
 }
-#endif  // GRAFT_GEMM_PERSISTENT_BLOCKING
 
 }  // namespace detail
 
@@ -171,18 +174,43 @@ void gemm(bool trans_a, bool trans_b, Index M, Index N, Index K, T alpha, const 
     else c *= beta;
     return;
   }
-#ifdef GRAFT_GEMM_PERSISTENT_BLOCKING
   // Eigen itself takes the coefficient-based or matrix-vector path here; those keep their
   // temporaries on the stack.
   const bool small = M == 1 || N == 1 || M + N + K < 20;
+  // op(A) rows [r0, r0 + rows) start at a_at(r0); op(B) columns [c0, c0 + cols) at b_at(c0)
+  const auto a_at = [&](Index r0) { return trans_a ? A + r0 : A + r0 * lda; };
+  const auto b_at = [&](Index c0) { return trans_b ? B + c0 * ldb : B + c0; };
+#ifdef GRAFT_SGEMM_AVX2
+  if constexpr (std::is_same<T, float>::value) {
+    if (!small) {
+      auto run = [&](auto product) {
+        detail::for_each_panel(M, N, K, [&](Index r0, Index rows, Index c0, Index cols) {
+          product(rows, cols, K, alpha, a_at(r0), lda, b_at(c0), ldb, beta, C + r0 * ldc + c0, ldc);
+        });
+      };
+      namespace sg = detail::sgemm;
+      if (!trans_a && !trans_b) run(sg::run<false, false>);
+      else if (trans_a && !trans_b) run(sg::run<true, false>);
+      else if (!trans_a && trans_b) run(sg::run<false, true>);
+      else run(sg::run<true, true>);
+      return;
+    }
+  }
+#endif
+#ifdef GRAFT_GEMM_PERSISTENT_BLOCKING
   if (!small) {
     if (beta == T(0)) c.setZero();
     else if (beta != T(1)) c *= beta;
+    auto run = [&](auto product) {
+      detail::for_each_panel(M, N, K, [&](Index r0, Index rows, Index c0, Index cols) {
+        product(rows, cols, K, alpha, a_at(r0), lda, b_at(c0), ldb, C + r0 * ldc + c0, ldc);
+      });
+    };
     constexpr int R = Eigen::RowMajor, Cm = Eigen::ColMajor;
-    if (!trans_a && !trans_b) detail::gemm_panels<T, R, R>(M, N, K, alpha, A, lda, B, ldb, C, ldc);
-    else if (trans_a && !trans_b) detail::gemm_panels<T, Cm, R>(M, N, K, alpha, A, lda, B, ldb, C, ldc);
-    else if (!trans_a && trans_b) detail::gemm_panels<T, R, Cm>(M, N, K, alpha, A, lda, B, ldb, C, ldc);
-    else detail::gemm_panels<T, Cm, Cm>(M, N, K, alpha, A, lda, B, ldb, C, ldc);
+    if (!trans_a && !trans_b) run(detail::gemm_gebp<T, R, R>);
+    else if (trans_a && !trans_b) run(detail::gemm_gebp<T, Cm, R>);
+    else if (!trans_a && trans_b) run(detail::gemm_gebp<T, R, Cm>);
+    else run(detail::gemm_gebp<T, Cm, Cm>);
     return;
   }
 #endif
