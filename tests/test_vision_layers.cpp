@@ -3,6 +3,7 @@
 #include <graft/graft.hpp>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
@@ -128,6 +129,42 @@ TEST_CASE("Conv2D matches a direct convolution for every padding, stride, dilati
     auto ref = naive_conv(x, conv.kernel().value, &conv.bias()->value, c.sh, c.sw, c.dh, c.dw, pt, pl, OH, OW);
     require_close(y, ref);
   }
+}
+
+TEST_CASE("Conv2D forward in sample groups: a direct convolution's result, the same bits on any thread count",
+          "[vision][conv][threads]") {
+  // 9 samples of 20x20x8 and 16 filters: the forward pass runs three groups of three samples
+  graft::Rng rng(19);
+  graft::Conv2D<double> conv(16, 3, 1, "same", "relu");
+  auto x = random_tensor({9, 20, 20, 8}, rng);
+  conv.build({x.shape()});
+  randomize(conv, rng);
+  for (int threads : {1, 2}) {
+    graft::set_num_threads(threads);
+    auto y = run(conv, x);
+    auto ref = naive_conv(x, conv.kernel().value, &conv.bias()->value, 1, 1, 1, 1, 1, 1, 20, 20);
+    for (auto& v : ref) v = std::max(v, 0.0);
+    require_close(y, ref);
+  }
+  graft::Conv2D<float> cf(16, 3, 1, "same", "relu");
+  Tensor<float> xf(x.shape());
+  std::transform(x.begin(), x.end(), xf.begin(), [](double v) { return static_cast<float>(v); });
+  cf.build({xf.shape()});
+  const auto& kd = conv.kernel().value;
+  std::transform(kd.begin(), kd.end(), cf.kernel().value.begin(), [](double v) { return static_cast<float>(v); });
+  const auto& bd = conv.bias()->value;
+  std::transform(bd.begin(), bd.end(), cf.bias()->value.begin(), [](double v) { return static_cast<float>(v); });
+  std::vector<Tensor<float>> outs;
+  for (int threads : {1, 2})
+    for (bool training : {false, true}) {
+      graft::set_num_threads(threads);
+      auto st = cf.make_state();
+      Tensor<float> y;
+      cf.forward({&xf}, {&y}, st.get(), training);
+      outs.push_back(y);
+    }
+  graft::set_num_threads(0);
+  for (size_t i = 1; i < outs.size(); ++i) CHECK(outs[i] == outs[0]);
 }
 
 TEST_CASE("Conv2D gradients match central differences for every variant", "[vision][conv][gradcheck]") {

@@ -73,7 +73,7 @@ class ConvBase : public UnaryLayer<T> {
   };
   std::unique_ptr<CallState> make_state() const override { return std::make_unique<State>(); }
 
-  void forward1(const Tensor<T>& x, Tensor<T>& y, CallState* st, bool) override {
+  void forward1(const Tensor<T>& x, Tensor<T>& y, CallState* st, bool training) override {
     auto* s = static_cast<State*>(st);
     const Geom g = geom(x);
     const Index F = filters_, K = g.K();
@@ -87,22 +87,31 @@ class ConvBase : public UnaryLayer<T> {
     shape_buf_.back() = F;
     y.resize(shape_buf_);
     const T* w = kernel_p_->value.data();
+    const T* bias = use_bias_ ? bias_p_->value.data() : nullptr;
     s->col_of = nullptr;
-    if (g.pointwise()) {
-      gemm<T>(false, false, g.out_rows(), F, K, T(1), x.data(), K, w, F, T(0), y.data(), F);
-    } else {
-      const Index cs = chunk(g);
-      for (Index n0 = 0; n0 < g.N; n0 += cs) {
-        const Index n1 = std::min(g.N, n0 + cs);
-        const Index rows = (n1 - n0) * g.OH * g.OW;
-        resize2(s->col, s->cshape, rows, K);
-        im2col(x.data(), g, n0, n1, s->col.data());
-        gemm<T>(false, false, rows, F, K, T(1), s->col.data(), K, w, F, T(0), y.data() + n0 * g.OH * g.OW * F, F);
+    // Groups of samples, each done whole on one thread (im2col, product, bias, activation)
+    // while its rows are still in that core's cache. The group size depends on the geometry
+    // only, so results do not depend on the thread count.
+    const Index per = g.OH * g.OW, group = forward_group(g, F), groups = (g.N + group - 1) / group;
+    // training keeps the whole batch's im2col for the backward pass when it fits the budget
+    const bool keep = training && !g.pointwise() && chunk(g) >= g.N;
+    if (keep) resize2(s->col, s->cshape, g.N * per, K);
+    s->act.prepare(act_, y);
+    const double flops = static_cast<double>(g.N * per) * static_cast<double>(K * F);
+    parallel_for(0, groups, groups > 1 && flops > 1e6, [&](Index t) {
+      const Index n0 = t * group, n1 = std::min(g.N, n0 + group), rows = (n1 - n0) * per;
+      const T* a = x.data() + n0 * per * K;  // pointwise: the input rows themselves
+      if (!g.pointwise()) {
+        T* col = keep ? s->col.data() + n0 * per * K : thread_scratch<T>(rows * K);
+        im2col(x.data(), g, n0, n1, col);
+        a = col;
       }
-      if (cs >= g.N) s->col_of = x.data();
-    }
-    if (use_bias_) add_row_vector(y.data(), g.out_rows(), F, F, bias_p_->value.data());
-    s->act.forward(act_, y);
+      T* yc = y.data() + n0 * per * F;
+      gemm<T>(false, false, rows, F, K, T(1), a, K, w, F, T(0), yc, F);
+      if (bias) add_row_vector(yc, rows, F, F, bias);
+      s->act.forward_range(act_, y, n0 * per * F, n1 * per * F);
+    });
+    if (keep) s->col_of = x.data();
   }
 
   void backward1(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx, CallState* st) override {
@@ -250,6 +259,11 @@ class ConvBase : public UnaryLayer<T> {
                                           PadMode::valid);
     if (!window_fits(g)) throw_window_too_large(this->where(), g, pad_);
     return g;
+  }
+  /// Samples per group in the forward pass: about 64 Ki elements of im2col and output each.
+  static Index forward_group(const Geom& g, Index F) {
+    const Index per = std::max<Index>(1, g.OH * g.OW * (g.K() + F));
+    return std::max<Index>(1, std::min(g.N, (Index(1) << 17) / per));
   }
   static Index chunk(const Geom& g) {
     const Index per = std::max<Index>(1, g.OH * g.OW * g.K());

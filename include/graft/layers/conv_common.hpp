@@ -72,6 +72,15 @@ void parallel_for(Index begin, Index end, bool parallel, F&& f) {
   });
 }
 
+/// The calling thread's scratch buffer of at least n elements (grows, never shrinks; kept for
+/// the thread's next call, so steady-state loops allocate nothing).
+template <class T>
+T* thread_scratch(Index n) {
+  thread_local std::vector<T> buffer;
+  if (static_cast<Index>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
+  return buffer.data();
+}
+
 /// Reductions: [0, n) cut into range_chunks(n) fixed ranges, f(chunk, lo, hi) for each, on the
 /// worker threads when `parallel`. The partition does not depend on the thread count, so
 /// per-chunk partial results (summed afterwards in chunk order) are the same on any number of
@@ -327,13 +336,19 @@ template <class T>
 struct ActStep {
   Tensor<T> z, dz;
   void forward(const ActivationFn& act, Tensor<T>& y) {
-    if (act.is_linear()) return;
+    prepare(act, y);
+    forward_range(act, y, 0, y.size());
+  }
+  /// forward() in pieces: prepare() once, then forward_range() over disjoint ranges of whole
+  /// rows (any order, any thread).
+  void prepare(const ActivationFn& act, const Tensor<T>& y) {
+    if (!act.is_linear() && act.needs_input()) z.resize(y.shape());
+  }
+  void forward_range(const ActivationFn& act, Tensor<T>& y, Index begin, Index end) {
+    if (act.is_linear() || end <= begin) return;
     const Index last = y.rank() ? std::max<Index>(1, y.shape().back()) : 1;
-    if (act.needs_input()) {
-      z.resize(y.shape());
-      std::copy(y.begin(), y.end(), z.begin());
-    }
-    act.forward(y.data(), y.data(), y.size(), last);
+    if (act.needs_input()) std::copy(y.data() + begin, y.data() + end, z.data() + begin);
+    act.forward(y.data() + begin, y.data() + begin, end - begin, last);
   }
   /// dLoss/dz (pointer to dy itself for a linear activation).
   const T* backward(const ActivationFn& act, const Tensor<T>& y, const Tensor<T>& dy) {
