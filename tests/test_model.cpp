@@ -4,6 +4,8 @@
 #include <graft/graft.hpp>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -959,4 +961,39 @@ TEST_CASE("auto names avoid names already given, as after loading a model", "[co
   Sequential<float> s({std::make_shared<InputLayer<float>>(Shape{4}), loaded0, loaded1});
   CHECK_NOTHROW(s.add(fresh));
   CHECK(s.layers().back()->name() == "auto_name_probe_layer_2");
+}
+
+TEST_CASE("Dense on a large batch (row groups over the threads) gives what small batches give, on any thread count",
+          "[dense][threads]") {
+  graft::Rng rng(23);
+  Dense<float> d(37, "selu");  // selu keeps its pre-activation for the backward pass
+  Tensor<float> x({300, 50});
+  for (auto& v : x) v = static_cast<float>(rng.uniform(-1, 1));
+  d.build({x.shape()});
+  for (auto* p : d.weights())
+    for (auto& v : p->value) v = static_cast<float>(rng.uniform(-0.5, 0.5));
+  auto forward = [&](const Tensor<float>& in, bool training) {
+    auto st = d.make_state();
+    Tensor<float> y;
+    d.forward({&in}, {&y}, st.get(), training);
+    return y;
+  };
+  std::vector<Tensor<float>> whole;
+  for (int threads : {1, 2})
+    for (bool training : {false, true}) {
+      graft::set_num_threads(threads);
+      whole.push_back(forward(x, training));
+    }
+  graft::set_num_threads(0);
+  for (size_t i = 1; i < whole.size(); ++i) CHECK(whole[i] == whole[0]);
+  // 15 batches of 20 rows, each one group
+  double err = 0;
+  for (Index b = 0; b < 15; ++b) {
+    Tensor<float> xb({20, 50});
+    std::copy(x.data() + b * 20 * 50, x.data() + (b + 1) * 20 * 50, xb.data());
+    auto yb = forward(xb, false);
+    for (Index i = 0; i < 20 * 37; ++i)
+      err = std::max(err, std::abs(static_cast<double>(yb.data()[i]) - whole[0].data()[b * 20 * 37 + i]));
+  }
+  CHECK(err <= 1e-6);
 }

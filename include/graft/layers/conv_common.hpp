@@ -51,35 +51,8 @@ struct Dims {
 
 namespace detail {
 
-/// f(i) for i in [begin, end), split into chunks run on graft's worker threads
-/// (core/parallel.hpp) when `parallel` (the work is big enough) and more than one thread is
-/// allowed; serially otherwise. Each i must touch its own outputs only.
+/// Threads the vision layers' loops may use (graft::num_threads()).
 inline int vision_threads() { return num_threads(); }
-
-template <class F>
-void parallel_for(Index begin, Index end, bool parallel, F&& f) {
-  const Index n = end - begin;
-  const int threads = parallel && n > 1 ? vision_threads() : 1;
-  if (threads <= 1) {
-    for (Index i = begin; i < end; ++i) f(i);
-    return;
-  }
-  // a few chunks per thread: a worker that wakes late (busy machine) finds the rest done
-  const Index chunks = std::min<Index>(n, 4 * static_cast<Index>(threads));
-  parallel_chunks(chunks, threads, [&](Index c) {
-    const Index lo = begin + n * c / chunks, hi = begin + n * (c + 1) / chunks;
-    for (Index i = lo; i < hi; ++i) f(i);
-  });
-}
-
-/// The calling thread's scratch buffer of at least n elements (grows, never shrinks; kept for
-/// the thread's next call, so steady-state loops allocate nothing).
-template <class T>
-T* thread_scratch(Index n) {
-  thread_local std::vector<T> buffer;
-  if (static_cast<Index>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
-  return buffer.data();
-}
 
 /// Reductions: [0, n) cut into range_chunks(n) fixed ranges, f(chunk, lo, hi) for each, on the
 /// worker threads when `parallel`. The partition does not depend on the thread count, so
