@@ -134,7 +134,7 @@ void gemm_gebp(Index M, Index N, Index K, T alpha, const T* A, Index lda, const 
 /// (graft/core/parallel.hpp), or f(0, M, 0, N) when the product is too small to gain from them.
 template <class F>
 void for_each_panel(Index M, Index N, Index K, F&& f) {
-  // At least 250 000 multiply-adds per thread (~3 us): with the pool's workers polling between
+  // At least 250 000 multiply-adds per thread (~6 us): with the pool's workers polling between
   // jobs, a batch-32 product as small as 32x300 . 300x100 gains 1.7x from a second thread
   // (bench/README.md). One panel per thread: more, smaller panels measured slower.
   const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);

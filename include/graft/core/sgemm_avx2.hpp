@@ -2,8 +2,8 @@
 // program is built with -mavx2 -mfma or an -march that implies them).
 //
 // Why not Eigen's GEBP here: on the shapes training runs (batch-32 dense layers, im2col
-// convolutions) Eigen 3.4's float kernel reaches 70-75 GFLOP/s on a Zen 4 core; this one reaches
-// 80-88 (bench/README.md). The differences that pay:
+// convolutions) Eigen 3.4's float kernel reaches 70-83 GFLOP/s on a Zen 4 core; this one 80-86 on
+// most of them, and 1.6x Eigen on a one-channel 3x3 convolution (bench/README.md). What pays:
 //   * an AVX2 micro-kernel of 6x16 or 4x24 (12 accumulators), whichever pads the product less:
 //     a batch of 32 rows is 8 tiles of 4 rather than 6 tiles of 6 with 4 rows of zeros;
 //   * op(A) is read in place (broadcast from its rows or columns), never packed;
