@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <type_traits>
 
+#include "graft/core/gemm_buffers.hpp"
 #include "graft/core/parallel.hpp"
 #include "graft/core/tensor.hpp"
 
@@ -66,41 +67,6 @@ void gemm_eigen(bool trans_a, bool trans_b, Index M, Index N, Index K, T alpha, 
 }
 
 #ifdef GRAFT_GEMM_PERSISTENT_BLOCKING
-/// GEBP packing buffers of the calling thread, grown on demand and kept for the next product.
-template <class T>
-class GemmBuffers {
- public:
-  GemmBuffers() = default;
-  GemmBuffers(const GemmBuffers&) = delete;
-  GemmBuffers& operator=(const GemmBuffers&) = delete;
-  ~GemmBuffers() {
-    Eigen::internal::aligned_free(a_);
-    Eigen::internal::aligned_free(b_);
-  }
-  T* a(std::size_t n) { return grow(a_, na_, n); }
-  T* b(std::size_t n) { return grow(b_, nb_, n); }
-
- private:
-  static T* grow(T*& p, std::size_t& cap, std::size_t n) {
-    if (n > cap) {
-      Eigen::internal::aligned_free(p);
-      p = nullptr;
-      p = static_cast<T*>(Eigen::internal::aligned_malloc(n * sizeof(T)));
-      cap = n;
-    }
-    return p;
-  }
-  T* a_ = nullptr;
-  T* b_ = nullptr;
-  std::size_t na_ = 0, nb_ = 0;
-};
-
-template <class T>
-GemmBuffers<T>& gemm_buffers() {
-  thread_local GemmBuffers<T> buffers;
-  return buffers;
-}
-
 /// Eigen's level-3 blocking (cache block sizes + packing buffers), on the persistent buffers.
 template <class T>
 class PersistentBlocking : public Eigen::internal::level3_blocking<T, T> {

@@ -20,9 +20,9 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <cstdlib>
-#include <new>
+#include <numeric>
 
+#include "graft/core/gemm_buffers.hpp"
 #include "graft/core/tensor.hpp"
 
 namespace graft {
@@ -32,34 +32,7 @@ namespace sgemm {
 constexpr Index kMaxDepth = 256;  // depth block (keeps a packed 24-column panel in L1)
 constexpr Index kRowBlock = 96;   // rows of op(A) per block (kept in L2 across the column panels)
 
-/// The calling thread's packing buffer for op(B), grown on demand, kept for the next product.
-class PackBuffer {
- public:
-  PackBuffer() = default;
-  PackBuffer(const PackBuffer&) = delete;
-  PackBuffer& operator=(const PackBuffer&) = delete;
-  ~PackBuffer() { std::free(p_); }
-  float* get(std::size_t n) {
-    if (n > cap_) {
-      std::free(p_);
-      p_ = nullptr;
-      const std::size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
-      p_ = static_cast<float*>(std::aligned_alloc(64, bytes));
-      if (!p_) throw std::bad_alloc();
-      cap_ = n;
-    }
-    return p_;
-  }
-
- private:
-  float* p_ = nullptr;
-  std::size_t cap_ = 0;
-};
-
-inline PackBuffer& pack_buffer() {
-  thread_local PackBuffer buffer;
-  return buffer;
-}
+static_assert(EIGEN_DEFAULT_ALIGN_BYTES >= 32, "packed panels are written with aligned AVX stores");
 
 /// C (M x nr valid columns of 8*NV, row stride ldc) = alpha * op(A) * Bpanel + (first ? beta * C : C).
 /// op(A) is M x kc: element (i, k) at a[i * lda + k] (row-major) or a[k * lda + i] (TA).
@@ -203,13 +176,7 @@ void pack_b(Index kc, Index nc, const float* B, Index ldb, float* out) {
 /// (one cache line) apart whose addresses cycle through few L1 sets would evict each other.
 inline bool in_place_b_ok(Index ldb) {
   if (ldb % 16 != 0) return true;
-  Index a = ldb / 16, b = 64;  // 64 sets of 64-byte lines in a 32 KiB, 8-way L1
-  while (a) {
-    const Index t = b % a;
-    b = a;
-    a = t;
-  }
-  return 64 / b >= 32;
+  return 64 / std::gcd(ldb / 16, Index(64)) >= 32;  // 64 sets of 64-byte lines in a 32 KiB, 8-way L1
 }
 
 template <int MR, int NV, bool TA, bool TB>
@@ -220,7 +187,7 @@ void product(Index M, Index N, Index K, float alpha, const float* A, Index lda, 
   const Index depth = ((K + blocks - 1) / blocks + 7) / 8 * 8;
   const Index padded_n = (N + NR - 1) / NR * NR;
   const bool b_in_place = !TB && M <= 128 && in_place_b_ok(ldb);
-  float* packed = pack_buffer().get(static_cast<std::size_t>(depth * (b_in_place ? NR : padded_n)));
+  float* packed = gemm_buffers<float>().b(static_cast<std::size_t>(depth * (b_in_place ? NR : padded_n)));
   constexpr Index row_block = kRowBlock / MR * MR;
   for (Index p = 0; p < K; p += depth) {
     const Index kc = std::min(depth, K - p);

@@ -51,9 +51,6 @@ struct Dims {
 
 namespace detail {
 
-/// Threads the vision layers' loops may use (graft::num_threads()).
-inline int vision_threads() { return num_threads(); }
-
 /// Reductions: [0, n) cut into range_chunks(n) fixed ranges, f(chunk, lo, hi) for each, on the
 /// worker threads when `parallel`. The partition does not depend on the thread count, so
 /// per-chunk partial results (summed afterwards in chunk order) are the same on any number of
@@ -63,7 +60,7 @@ template <class F>
 void parallel_ranges(Index n, bool parallel, F&& f) {
   const Index chunks = range_chunks(n);
   auto run = [&](Index c) { f(c, n * c / chunks, n * (c + 1) / chunks); };
-  const int threads = parallel && chunks > 1 ? vision_threads() : 1;
+  const int threads = parallel && chunks > 1 ? num_threads() : 1;
   if (threads <= 1) {
     for (Index c = 0; c < chunks; ++c) run(c);
     return;
