@@ -13,6 +13,7 @@ namespace detail {
 template <class T>
 class ActivationBase : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   using UnaryLayer<T>::UnaryLayer;
   Shape output_shape(const Shape& in) const override { return in; }
   struct State : CallState {
@@ -90,6 +91,7 @@ class ELU : public detail::ActivationBase<T> {
 template <class T = float>
 class LeakyReLU : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   explicit LeakyReLU(double negative_slope = 0.3, std::string name = {})
       : UnaryLayer<T>(std::move(name)), slope_(negative_slope) {}
   std::string class_name() const override { return "LeakyReLU"; }
@@ -127,6 +129,7 @@ class LeakyReLU : public UnaryLayer<T> {
 template <class T = float>
 class ReLU : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   /// max_value < 0 means none.
   explicit ReLU(double max_value = -1, double negative_slope = 0.0, double threshold = 0.0, std::string name = {})
       : UnaryLayer<T>(std::move(name)), max_(max_value), slope_(negative_slope), th_(threshold) {
@@ -199,6 +202,7 @@ class ReLU : public UnaryLayer<T> {
 template <class T = float>
 class PReLU : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   explicit PReLU(std::vector<int> shared_axes = {}, std::string name = {})
       : UnaryLayer<T>(std::move(name)), shared_(std::move(shared_axes)) {}
   std::string class_name() const override { return "PReLU"; }
@@ -322,6 +326,7 @@ class PReLU : public UnaryLayer<T> {
 template <class T = float>
 class Softmax : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   explicit Softmax(int axis = -1, std::string name = {}) : UnaryLayer<T>(std::move(name)), axis_(axis) {}
   std::string class_name() const override { return "Softmax"; }
   Shape output_shape(const Shape& in) const override {

@@ -16,6 +16,7 @@ namespace graft {
 template <class T = float>
 class BatchNormalization : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool training) const override { return !training || !this->trainable(); }  // batch statistics
   explicit BatchNormalization(int axis = -1, double momentum = 0.99, double epsilon = 1e-3, bool center = true,
                               bool scale = true, std::string name = {})
       : UnaryLayer<T>(std::move(name)), axis_(axis), momentum_(momentum), epsilon_(epsilon), center_(center), scale_(scale) {

@@ -13,6 +13,7 @@ namespace detail {
 template <class T>
 class ConvBase : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   ConvBase(int rank, Index filters, const Dims& kernel_size, const Dims& strides, const std::string& padding,
            const std::string& activation, bool use_bias, const Dims& dilation_rate, std::string name)
       : UnaryLayer<T>(std::move(name)), rank_(rank), filters_(filters), use_bias_(use_bias) {
@@ -77,15 +78,16 @@ class ConvBase : public UnaryLayer<T> {
     auto* s = static_cast<State*>(st);
     const Geom g = geom(x);
     const Index F = filters_, K = g.K();
-    shape_buf_ = x.shape();
+    Shape& os = detail::shape_scratch();
+    os = x.shape();
     if (rank_ == 2) {
-      shape_buf_[1] = g.OH;
-      shape_buf_[2] = g.OW;
+      os[1] = g.OH;
+      os[2] = g.OW;
     } else {
-      shape_buf_[1] = g.OW;
+      os[1] = g.OW;
     }
-    shape_buf_.back() = F;
-    y.resize(shape_buf_);
+    os.back() = F;
+    y.resize(os);
     const T* w = kernel_p_->value.data();
     const T* bias = use_bias_ ? bias_p_->value.data() : nullptr;
     s->col_of = nullptr;
@@ -278,7 +280,6 @@ class ConvBase : public UnaryLayer<T> {
   bool use_bias_;
   Param<T>* kernel_p_ = nullptr;
   Param<T>* bias_p_ = nullptr;
-  Shape shape_buf_;
 };
 
 }  // namespace detail

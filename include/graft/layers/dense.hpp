@@ -10,6 +10,7 @@ namespace graft {
 template <class T = float>
 class Dense : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   explicit Dense(Index units, const std::string& activation = "linear", bool use_bias = true,
                  std::string name = {})
       : UnaryLayer<T>(std::move(name)), units_(units), use_bias_(use_bias) {

@@ -10,6 +10,7 @@ namespace graft {
 template <class T = float>
 class DepthwiseConv2D : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   explicit DepthwiseConv2D(const Dims& kernel_size, const Dims& strides = 1, const std::string& padding = "valid",
                            Index depth_multiplier = 1, const std::string& activation = "linear", bool use_bias = true,
                            const Dims& dilation_rate = 1, std::string name = {})
@@ -69,11 +70,12 @@ class DepthwiseConv2D : public UnaryLayer<T> {
   void forward1(const Tensor<T>& x, Tensor<T>& y, CallState* st, bool) override {
     const detail::Geom g = geom(x);
     const Index CO = g.C * dm_;
-    shape_buf_ = x.shape();
-    shape_buf_[1] = g.OH;
-    shape_buf_[2] = g.OW;
-    shape_buf_[3] = CO;
-    y.resize(shape_buf_);
+    Shape& os = detail::shape_scratch();
+    os = x.shape();
+    os[1] = g.OH;
+    os[2] = g.OW;
+    os[3] = CO;
+    y.resize(os);
     detail::depthwise_forward(x.data(), g, dm_, kernel_p_->value.data(), y.data());
     if (use_bias_) add_row_vector(y.data(), g.out_rows(), CO, CO, bias_p_->value.data());
     static_cast<State*>(st)->act.forward(act_, y);
@@ -182,7 +184,6 @@ class DepthwiseConv2D : public UnaryLayer<T> {
   bool use_bias_;
   Param<T>* kernel_p_ = nullptr;
   Param<T>* bias_p_ = nullptr;
-  Shape shape_buf_;
 };
 
 }  // namespace graft

@@ -11,6 +11,7 @@ namespace graft {
 template <class T = float>
 class Dropout : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool training) const override { return !training || rate_ <= 0; }  // random in training
   explicit Dropout(double rate, std::string name = {}, Shape noise_shape = {}, long long seed = -1)
       : UnaryLayer<T>(std::move(name)), rate_(rate), noise_(std::move(noise_shape)), seed_(seed),
         rng_(seed >= 0 ? static_cast<std::uint64_t>(seed) : next_seed()) {
@@ -111,9 +112,11 @@ class SpatialDropout : public Dropout<T> {
   void forward1(const Tensor<T>& x, Tensor<T>& y, CallState* st, bool training) override {
     if (x.rank() != rank_ + 2)
       throw shape_error(detail::cat(this->where(), ": expects rank-", rank_ + 2, " inputs, got ", shape_str(x.shape())));
-    this->noise_.assign(static_cast<size_t>(x.rank()), 1);
-    this->noise_.front() = x.dim(0);
-    this->noise_.back() = x.dim(-1);
+    if (training) {  // inference leaves the layer untouched (predict may run it on several threads)
+      this->noise_.assign(static_cast<size_t>(x.rank()), 1);
+      this->noise_.front() = x.dim(0);
+      this->noise_.back() = x.dim(-1);
+    }
     Dropout<T>::forward1(x, y, st, training);
   }
   json get_config() const override {
@@ -137,6 +140,7 @@ class SpatialDropout : public Dropout<T> {
 template <class T = float>
 class GaussianNoise : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool training) const override { return !training || stddev_ <= 0; }  // random in training
   explicit GaussianNoise(double stddev, std::string name = {}, long long seed = -1)
       : UnaryLayer<T>(std::move(name)), stddev_(stddev), seed_(seed),
         rng_(seed >= 0 ? static_cast<std::uint64_t>(seed) : next_seed()) {}
@@ -174,6 +178,7 @@ class GaussianNoise : public UnaryLayer<T> {
 template <class T = float>
 class GaussianDropout : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool training) const override { return !training || rate_ <= 0; }  // random in training
   explicit GaussianDropout(double rate, std::string name = {}, long long seed = -1)
       : UnaryLayer<T>(std::move(name)), rate_(rate), seed_(seed),
         rng_(seed >= 0 ? static_cast<std::uint64_t>(seed) : next_seed()) {

@@ -12,6 +12,7 @@ namespace graft {
 template <class T = float>
 class Embedding : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   Embedding(Index input_dim, Index output_dim, std::string name = {})
       : UnaryLayer<T>(std::move(name)), input_dim_(input_dim), output_dim_(output_dim) {
     if (input_dim <= 0 || output_dim <= 0)
@@ -48,9 +49,10 @@ class Embedding : public UnaryLayer<T> {
         throw value_error(detail::cat(this->where(), ": index ", v, " at position ", i, " is outside [0, ", input_dim_, ")"));
       idx[static_cast<size_t>(i)] = static_cast<Index>(std::trunc(v));
     }
-    shape_buf_ = x.shape();
-    shape_buf_.push_back(output_dim_);
-    y.resize(shape_buf_);
+    Shape& os = detail::shape_scratch();
+    os = x.shape();
+    os.push_back(output_dim_);
+    y.resize(os);
     const T* e = emb_->value.data();
     for (Index i = 0; i < x.size(); ++i) {
       const T* row = e + idx[static_cast<size_t>(i)] * output_dim_;
@@ -116,7 +118,6 @@ class Embedding : public UnaryLayer<T> {
  private:
   Index input_dim_, output_dim_;
   Param<T>* emb_ = nullptr;
-  Shape shape_buf_;
 };
 
 }  // namespace graft

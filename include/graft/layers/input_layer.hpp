@@ -8,6 +8,7 @@ namespace graft {
 template <class T = float>
 class InputLayer : public Layer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   /// `shape` excludes the batch dimension (like keras.Input(shape=...)); -1 marks unknown.
   explicit InputLayer(const Shape& shape, std::string name = {}, std::string dtype = "float32")
       : Layer<T>(std::move(name)), dtype_(std::move(dtype)) {

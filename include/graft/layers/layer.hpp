@@ -137,6 +137,13 @@ inline std::string unique_name(const std::string& base) {
   }
 }
 
+/// The calling thread's Shape to assemble an output shape in without allocating: a layer's
+/// forward may run on several threads at once (predict's row slices), so it is not a member.
+inline Shape& shape_scratch() {
+  thread_local Shape s;
+  return s;
+}
+
 inline json shape_json(const Shape& s) {
   json a = json::array();
   for (Index d : s) a.push_back(d < 0 ? json(nullptr) : json(d));
@@ -203,6 +210,15 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
   /// (Param::begin_grad decides overwrite or accumulate).
   virtual void backward(const In<T>& in, const In<T>& out, const In<T>& dout, const Out<T>& din,
                         CallState* state) = 0;
+  /// True when forward(..., training) computes every sample (row of the first axis) from that
+  /// sample alone, deterministically, and writes nothing outside its outputs and its CallState.
+  /// Batches may then be cut into row slices run through the model on several threads at once:
+  /// predict() and evaluate() (training == false), and in fit() the layers below the lowest
+  /// trainable one (training == true). graft's layers say when it holds (Dropout, for instance,
+  /// only in inference); a custom layer keeps false unless it meets these conditions (its
+  /// model then runs each batch whole, as before). A subclass that changes forward must check
+  /// that it still holds.
+  virtual bool parallel_rows(bool /*training*/) const { return false; }
 
   // ---- weights ------------------------------------------------------------------------------------
   /// All weights in Keras `layer.weights` order.

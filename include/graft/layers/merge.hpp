@@ -41,6 +41,7 @@ inline Shape broadcast_shapes(const std::vector<Shape>& in, const std::string& w
 template <class T>
 class ElementwiseMerge : public Layer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   using Layer<T>::Layer;
   bool multi_input() const override { return true; }
   std::vector<Shape> compute_output_shapes(const std::vector<Shape>& in) const override {
@@ -56,9 +57,10 @@ class ElementwiseMerge : public Layer<T> {
     if (same) {
       out[0]->resize(in[0]->shape());
     } else {
-      shapes_.clear();
-      for (auto* x : in) shapes_.push_back(x->shape());
-      out[0]->resize(broadcast_shapes(shapes_, this->where()));
+      thread_local std::vector<Shape> shapes;  // per thread: forward may run on several at once
+      shapes.clear();
+      for (auto* x : in) shapes.push_back(x->shape());
+      out[0]->resize(broadcast_shapes(shapes, this->where()));
     }
     Tensor<T>& y = *out[0];
     const Index n = y.size();
@@ -122,7 +124,6 @@ class ElementwiseMerge : public Layer<T> {
   T value_at(const Tensor<T>& x, const Tensor<T>& y, Index i, bool same) const {
     return x[same ? i : src_index(x, y, i)];
   }
-  std::vector<Shape> shapes_;
 };
 
 }  // namespace detail
@@ -245,6 +246,7 @@ class Minimum : public detail::ElementwiseMerge<T> {
 template <class T = float>
 class Concatenate : public Layer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   explicit Concatenate(int axis = -1, std::string name = {}) : Layer<T>(std::move(name)), axis_(axis) {}
   std::string class_name() const override { return "Concatenate"; }
   bool multi_input() const override { return true; }
@@ -274,7 +276,8 @@ class Concatenate : public Layer<T> {
   void forward(const In<T>& in, const Out<T>& out, CallState*, bool) override {
     const Shape& s0 = in[0]->shape();
     const int a = normalize_axis(axis_, s0.size(), this->where());
-    shape_buf_ = s0;
+    Shape& os = detail::shape_scratch();
+    os = s0;
     Index total = 0;
     for (auto* x : in) {
       if (x->rank() != static_cast<Index>(s0.size()))
@@ -285,8 +288,8 @@ class Concatenate : public Layer<T> {
                                         " differ outside the concatenation axis"));
       total += x->shape()[static_cast<size_t>(a)];
     }
-    shape_buf_[static_cast<size_t>(a)] = total;
-    out[0]->resize(shape_buf_);
+    os[static_cast<size_t>(a)] = total;
+    out[0]->resize(os);
     Index outer = 1, inner = 1;
     for (int d = 0; d < a; ++d) outer *= s0[static_cast<size_t>(d)];
     for (size_t d = static_cast<size_t>(a) + 1; d < s0.size(); ++d) inner *= s0[d];
@@ -330,7 +333,6 @@ class Concatenate : public Layer<T> {
   }
  private:
   int axis_;
-  Shape shape_buf_;
 };
 
 }  // namespace graft

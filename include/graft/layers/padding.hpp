@@ -58,6 +58,7 @@ inline json tb_lr_json(const std::array<Index, 4>& p) { return json::array({json
 template <class T = float>
 class ZeroPadding2D : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   explicit ZeroPadding2D(Index top = 1, Index bottom = 1, Index left = 1, Index right = 1, std::string name = {})
       : UnaryLayer<T>(std::move(name)), p_{top, bottom, left, right} {
     for (Index v : p_)
@@ -76,12 +77,13 @@ class ZeroPadding2D : public UnaryLayer<T> {
   void forward1(const Tensor<T>& x, Tensor<T>& y, CallState*, bool) override {
     check(x);
     const Index N = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3);
-    shape_buf_ = x.shape();
-    shape_buf_[1] = H + p_[0] + p_[1];
-    shape_buf_[2] = W + p_[2] + p_[3];
-    y.resize(shape_buf_);
+    Shape& os = detail::shape_scratch();
+    os = x.shape();
+    os[1] = H + p_[0] + p_[1];
+    os[2] = W + p_[2] + p_[3];
+    y.resize(os);
     y.set_zero();
-    detail::copy_block(x.data(), H, W, 0, 0, y.data(), shape_buf_[1], shape_buf_[2], p_[0], p_[2], N, H, W, C);
+    detail::copy_block(x.data(), H, W, 0, 0, y.data(), os[1], os[2], p_[0], p_[2], N, H, W, C);
   }
   void backward1(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx, CallState*) override {
     if (!dx) return;
@@ -109,13 +111,13 @@ class ZeroPadding2D : public UnaryLayer<T> {
     if (x.rank() != 4) throw shape_error(detail::cat(this->where(), ": expects inputs of rank 4, got shape ", shape_str(x.shape())));
   }
   std::array<Index, 4> p_;
-  Shape shape_buf_;
 };
 
 /// keras.layers.Cropping2D(cropping=((top, bottom), (left, right)))
 template <class T = float>
 class Cropping2D : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   explicit Cropping2D(Index top = 0, Index bottom = 0, Index left = 0, Index right = 0, std::string name = {})
       : UnaryLayer<T>(std::move(name)), p_{top, bottom, left, right} {
     for (Index v : p_)
@@ -136,13 +138,14 @@ class Cropping2D : public UnaryLayer<T> {
   }
   void forward1(const Tensor<T>& x, Tensor<T>& y, CallState*, bool) override {
     if (x.rank() != 4) throw shape_error(detail::cat(this->where(), ": expects inputs of rank 4, got shape ", shape_str(x.shape())));
-    shape_buf_ = x.shape();
-    shape_buf_[1] -= p_[0] + p_[1];
-    shape_buf_[2] -= p_[2] + p_[3];
-    if (shape_buf_[1] <= 0 || shape_buf_[2] <= 0) output_shape(x.shape());  // throws the message
-    y.resize(shape_buf_);
-    detail::copy_block(x.data(), x.dim(1), x.dim(2), p_[0], p_[2], y.data(), shape_buf_[1], shape_buf_[2], 0, 0, x.dim(0),
-                       shape_buf_[1], shape_buf_[2], x.dim(3));
+    Shape& os = detail::shape_scratch();
+    os = x.shape();
+    os[1] -= p_[0] + p_[1];
+    os[2] -= p_[2] + p_[3];
+    if (os[1] <= 0 || os[2] <= 0) output_shape(x.shape());  // throws the message
+    y.resize(os);
+    detail::copy_block(x.data(), x.dim(1), x.dim(2), p_[0], p_[2], y.data(), os[1], os[2], 0, 0, x.dim(0),
+                       os[1], os[2], x.dim(3));
   }
   void backward1(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx, CallState*) override {
     if (!dx) return;
@@ -168,7 +171,6 @@ class Cropping2D : public UnaryLayer<T> {
 
  private:
   std::array<Index, 4> p_;
-  Shape shape_buf_;
 };
 
 }  // namespace graft

@@ -18,6 +18,7 @@ enum class PoolKind { max, avg };
 template <class T>
 class PoolingBase : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   PoolingBase(int rank, PoolKind kind, const Dims& pool_size, const std::vector<Index>& strides, const std::string& padding,
               std::string name)
       : UnaryLayer<T>(std::move(name)), rank_(rank), kind_(kind) {
@@ -55,14 +56,15 @@ class PoolingBase : public UnaryLayer<T> {
 
   void forward1(const Tensor<T>& x, Tensor<T>& y, CallState*, bool) override {
     const Geom g = geom(x);
-    shape_buf_ = x.shape();
+    Shape& os = detail::shape_scratch();
+    os = x.shape();
     if (rank_ == 2) {
-      shape_buf_[1] = g.OH;
-      shape_buf_[2] = g.OW;
+      os[1] = g.OH;
+      os[2] = g.OW;
     } else {
-      shape_buf_[1] = g.OW;
+      os[1] = g.OW;
     }
-    y.resize(shape_buf_);
+    y.resize(os);
     const Index C = g.C;
     const T* xd = x.data();
     T* yd = y.data();
@@ -214,13 +216,13 @@ class PoolingBase : public UnaryLayer<T> {
   PoolKind kind_;
   std::vector<Index> pool_, strides_;
   PadMode pad_ = PadMode::valid;
-  Shape shape_buf_;
 };
 
 /// Global pooling over every spatial axis.
 template <class T>
 class GlobalPoolingBase : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   GlobalPoolingBase(int rank, PoolKind kind, bool keepdims, std::string name)
       : UnaryLayer<T>(std::move(name)), rank_(rank), kind_(kind), keepdims_(keepdims) {}
   std::string class_name() const override { return cls(rank_, kind_); }
@@ -244,14 +246,15 @@ class GlobalPoolingBase : public UnaryLayer<T> {
   void forward1(const Tensor<T>& x, Tensor<T>& y, CallState* st, bool) override {
     check(x);
     const Index N = x.dim(0), C = x.shape().back(), S = x.size() / std::max<Index>(1, N * C);
-    shape_buf_ = x.shape();
+    Shape& os = detail::shape_scratch();
+    os = x.shape();
     if (keepdims_) {
-      for (size_t a = 1; a + 1 < shape_buf_.size(); ++a) shape_buf_[a] = 1;
+      for (size_t a = 1; a + 1 < os.size(); ++a) os[a] = 1;
     } else {
-      shape_buf_.resize(2);
-      shape_buf_[1] = C;
+      os.resize(2);
+      os[1] = C;
     }
-    y.resize(shape_buf_);
+    y.resize(os);
     if (S == 0) throw shape_error(cat(this->where(), ": cannot pool an empty input of shape ", shape_str(x.shape())));
     const T* xd = x.data();
     T* yd = y.data();
@@ -337,7 +340,6 @@ class GlobalPoolingBase : public UnaryLayer<T> {
   int rank_;
   PoolKind kind_;
   bool keepdims_;
-  Shape shape_buf_;
 };
 
 }  // namespace detail

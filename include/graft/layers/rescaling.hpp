@@ -9,6 +9,7 @@ namespace graft {
 template <class T = float>
 class Rescaling : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   explicit Rescaling(double scale, double offset = 0.0, std::string name = {})
       : Rescaling(std::vector<double>{scale}, std::vector<double>{offset}, std::move(name)) {}
   Rescaling(std::vector<double> scale, std::vector<double> offset, std::string name = {})

@@ -8,6 +8,7 @@ namespace graft {
 template <class T = float>
 class Flatten : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   explicit Flatten(std::string name = {}) : UnaryLayer<T>(std::move(name)) {}
   std::string class_name() const override { return "Flatten"; }
   Shape output_shape(const Shape& in) const override {
@@ -24,10 +25,11 @@ class Flatten : public UnaryLayer<T> {
   }
   void forward1(const Tensor<T>& x, Tensor<T>& y, CallState*, bool) override {
     if (x.rank() < 1) throw shape_error(detail::cat(this->where(), ": input needs a batch dimension"));
-    shape_buf_.resize(2);
-    shape_buf_[0] = x.dim(0);
-    shape_buf_[1] = x.rank() > 1 ? x.inner(1) : 1;
-    y.resize(shape_buf_);
+    Shape& os = detail::shape_scratch();
+    os.resize(2);
+    os[0] = x.dim(0);
+    os[1] = x.rank() > 1 ? x.inner(1) : 1;
+    y.resize(os);
     std::copy(x.begin(), x.end(), y.begin());
   }
   void backward1(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx, CallState*) override {
@@ -48,13 +50,13 @@ class Flatten : public UnaryLayer<T> {
     return l;
   }
  private:
-  Shape shape_buf_;
 };
 
 /// keras.layers.Reshape(target_shape): per-sample shape, one entry may be -1.
 template <class T = float>
 class Reshape : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   explicit Reshape(Shape target_shape, std::string name = {}) : UnaryLayer<T>(std::move(name)), target_(std::move(target_shape)) {
     int unknown = 0;
     for (Index d : target_) {
@@ -75,10 +77,11 @@ class Reshape : public UnaryLayer<T> {
     return o;
   }
   void forward1(const Tensor<T>& x, Tensor<T>& y, CallState*, bool) override {
-    shape_buf_.resize(1);
-    shape_buf_[0] = x.dim(0);
-    resolve(x.rank() > 1 ? x.inner(1) : 1, shape_buf_);
-    y.resize(shape_buf_);
+    Shape& os = detail::shape_scratch();
+    os.resize(1);
+    os[0] = x.dim(0);
+    resolve(x.rank() > 1 ? x.inner(1) : 1, os);
+    y.resize(os);
     std::copy(x.begin(), x.end(), y.begin());
   }
   void backward1(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx, CallState*) override {
@@ -124,7 +127,6 @@ class Reshape : public UnaryLayer<T> {
     }
   }
   Shape target_;
-  Shape shape_buf_;
 };
 
 }  // namespace graft

@@ -10,6 +10,7 @@ namespace graft {
 template <class T = float>
 class SeparableConv2D : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   explicit SeparableConv2D(Index filters, const Dims& kernel_size, const Dims& strides = 1,
                            const std::string& padding = "valid", Index depth_multiplier = 1,
                            const std::string& activation = "linear", bool use_bias = true, const Dims& dilation_rate = 1,
@@ -76,14 +77,15 @@ class SeparableConv2D : public UnaryLayer<T> {
     auto* s = static_cast<State*>(st);
     const detail::Geom g = geom(x);
     const Index CM = g.C * dm_;
-    shape_buf_ = x.shape();
-    shape_buf_[1] = g.OH;
-    shape_buf_[2] = g.OW;
-    shape_buf_[3] = CM;
-    s->mid.resize(shape_buf_);
+    Shape& os = detail::shape_scratch();
+    os = x.shape();
+    os[1] = g.OH;
+    os[2] = g.OW;
+    os[3] = CM;
+    s->mid.resize(os);
     detail::depthwise_forward(x.data(), g, dm_, dk_->value.data(), s->mid.data());
-    shape_buf_[3] = filters_;
-    y.resize(shape_buf_);
+    os[3] = filters_;
+    y.resize(os);
     gemm<T>(false, false, g.out_rows(), filters_, CM, T(1), s->mid.data(), CM, pk_->value.data(), filters_, T(0), y.data(),
             filters_);
     if (use_bias_) add_row_vector(y.data(), g.out_rows(), filters_, filters_, bias_p_->value.data());
@@ -218,7 +220,6 @@ class SeparableConv2D : public UnaryLayer<T> {
   Param<T>* dk_ = nullptr;
   Param<T>* pk_ = nullptr;
   Param<T>* bias_p_ = nullptr;
-  Shape shape_buf_;
 };
 
 }  // namespace graft

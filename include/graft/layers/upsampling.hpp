@@ -12,6 +12,7 @@ namespace graft {
 template <class T = float>
 class UpSampling2D : public UnaryLayer<T> {
  public:
+  bool parallel_rows(bool) const override { return true; }
   explicit UpSampling2D(const Dims& size = 2, const std::string& interpolation = "nearest", std::string name = {})
       : UnaryLayer<T>(std::move(name)) {
     size_ = size.expand(2, "size", "UpSampling2D");
@@ -37,13 +38,23 @@ class UpSampling2D : public UnaryLayer<T> {
     return o;
   }
 
-  void forward1(const Tensor<T>& x, Tensor<T>& y, CallState*, bool) override {
+  struct Tap {
+    Index i0 = 0, i1 = 0;
+    T w = 0;  // weight of i1
+  };
+  struct State : CallState {
+    std::vector<Tap> rows, cols;  // bilinear taps (per call: the layer may run on several threads)
+  };
+  std::unique_ptr<CallState> make_state() const override { return std::make_unique<State>(); }
+
+  void forward1(const Tensor<T>& x, Tensor<T>& y, CallState* st, bool) override {
     if (x.rank() != 4) throw shape_error(detail::cat(this->where(), ": expects inputs of rank 4, got shape ", shape_str(x.shape())));
     const Index N = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3), OH = H * size_[0], OW = W * size_[1];
-    shape_buf_ = x.shape();
-    shape_buf_[1] = OH;
-    shape_buf_[2] = OW;
-    y.resize(shape_buf_);
+    Shape& os = detail::shape_scratch();
+    os = x.shape();
+    os[1] = OH;
+    os[2] = OW;
+    y.resize(os);
     const T* xd = x.data();
     T* yd = y.data();
     if (!bilinear_) {
@@ -55,16 +66,18 @@ class UpSampling2D : public UnaryLayer<T> {
         }
       return;
     }
-    taps(H, size_[0], rows_);
-    taps(W, size_[1], cols_);
+    auto& rows = static_cast<State*>(st)->rows;
+    auto& cols = static_cast<State*>(st)->cols;
+    taps(H, size_[0], rows);
+    taps(W, size_[1], cols);
     for (Index n = 0; n < N; ++n)
       for (Index i = 0; i < OH; ++i) {
-        const Tap& r = rows_[static_cast<size_t>(i)];
+        const Tap& r = rows[static_cast<size_t>(i)];
         const T* x0 = xd + (n * H + r.i0) * W * C;
         const T* x1 = xd + (n * H + r.i1) * W * C;
         T* yr = yd + (n * OH + i) * OW * C;
         for (Index j = 0; j < OW; ++j) {
-          const Tap& q = cols_[static_cast<size_t>(j)];
+          const Tap& q = cols[static_cast<size_t>(j)];
           const T* a = x0 + q.i0 * C;
           const T* b = x0 + q.i1 * C;
           const T* c = x1 + q.i0 * C;
@@ -79,7 +92,7 @@ class UpSampling2D : public UnaryLayer<T> {
       }
   }
 
-  void backward1(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx, CallState*) override {
+  void backward1(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx, CallState* st) override {
     if (!dx) return;
     const Index N = x.dim(0), H = x.dim(1), W = x.dim(2), C = x.dim(3), OH = H * size_[0], OW = W * size_[1];
     dx->resize(x.shape());
@@ -99,16 +112,18 @@ class UpSampling2D : public UnaryLayer<T> {
         }
       return;
     }
-    taps(H, size_[0], rows_);
-    taps(W, size_[1], cols_);
+    auto& rows = static_cast<State*>(st)->rows;
+    auto& cols = static_cast<State*>(st)->cols;
+    taps(H, size_[0], rows);
+    taps(W, size_[1], cols);
     for (Index n = 0; n < N; ++n)
       for (Index i = 0; i < OH; ++i) {
-        const Tap& r = rows_[static_cast<size_t>(i)];
+        const Tap& r = rows[static_cast<size_t>(i)];
         T* x0 = d + (n * H + r.i0) * W * C;
         T* x1 = d + (n * H + r.i1) * W * C;
         const T* gr = g + (n * OH + i) * OW * C;
         for (Index j = 0; j < OW; ++j) {
-          const Tap& q = cols_[static_cast<size_t>(j)];
+          const Tap& q = cols[static_cast<size_t>(j)];
           const T* gp = gr + j * C;
           const T w00 = (T(1) - r.w) * (T(1) - q.w), w01 = (T(1) - r.w) * q.w, w10 = r.w * (T(1) - q.w), w11 = r.w * q.w;
           for (Index ch = 0; ch < C; ++ch) {
@@ -143,10 +158,6 @@ class UpSampling2D : public UnaryLayer<T> {
   }
 
  private:
-  struct Tap {
-    Index i0 = 0, i1 = 0;
-    T w = 0;  // weight of i1
-  };
   /// Half-pixel source taps of each output position along an axis of length n upsampled by f.
   static void taps(Index n, Index f, std::vector<Tap>& out) {
     out.resize(static_cast<size_t>(n * f));
@@ -165,8 +176,6 @@ class UpSampling2D : public UnaryLayer<T> {
 
   std::vector<Index> size_;
   bool bilinear_ = false;
-  std::vector<Tap> rows_, cols_;
-  Shape shape_buf_;
 };
 
 }  // namespace graft
