@@ -4,6 +4,9 @@
 #include <graft/graft.hpp>
 #include <catch2/catch.hpp>
 
+#include "row_probe.hpp"
+
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -413,4 +416,66 @@ TEST_CASE("summary() reports trainable and non-trainable parameter counts", "[co
   s = text();
   CHECK_THAT(s, Catch::Contains("Trainable params: 0 (0.00 B)"));
   CHECK_THAT(s, Catch::Contains("Non-trainable params: 276,158 (1.05 MB)"));
+}
+
+TEST_CASE("fit runs the layers below the lowest trainable one in row slices over the threads: the same bits as one thread",
+          "[core][freezing][threads]") {
+  set_random_seed(107);
+  auto probe = std::make_shared<graft_test::RowProbe>(true, "fz_probe");
+  auto trunk1 = make<Dense>(256, "relu", true, "fz_d1");
+  auto bn = make<BatchNormalization>(-1, 0.99, 1e-3, true, true, "fz_bn");
+  auto drop = make<Dropout>(0.0, "fz_drop");
+  auto trunk2 = make<Dense>(64, "selu", true, "fz_d2");
+  auto head = make<Dense>(3, "softmax", true, "fz_head");
+  Sequential<float> m("fz");
+  m.add(std::make_shared<InputLayer<float>>(Shape{200}));
+  for (auto l : std::vector<std::shared_ptr<Layer<float>>>{trunk1, bn, drop, probe, trunk2, head}) m.add(l);
+  for (auto* l : std::vector<Layer<float>*>{trunk1.get(), bn.get(), trunk2.get()}) l->set_trainable(false);
+  Rng r(9);
+  for (auto* w : m.weights())
+    for (auto& v : w->value) v = static_cast<float>(w->name == "moving_variance" ? r.uniform(0.5, 1.5) : r.uniform(-0.3, 0.3));
+  const auto w0 = m.get_weights();
+  Tensor<float> x({96, 200}), y({96});
+  for (auto& v : x) v = static_cast<float>(r.uniform(-1, 1));
+  for (Index i = 0; i < 96; ++i) y[i] = static_cast<float>(i % 3);
+  FitOptions<float> o;
+  o.epochs = 2;
+  o.batch_size = 32;
+  o.verbose = 0;
+  o.seed = 3;
+  auto train = [&](int threads) {
+    set_num_threads(threads);
+    m.set_weights(w0);
+    m.compile(std::make_shared<SGD<float>>(0.05, 0.9), "sparse_categorical_crossentropy");
+    History h = m.fit(x, y, o);
+    set_num_threads(0);
+    return std::make_pair(h["loss"], m.get_weights());
+  };
+  const auto one = train(1);
+  CHECK(probe->take_seen() == std::set<Index>{32});
+  const auto two = train(2);
+  CHECK(probe->take_seen() == std::set<Index>{16});  // two slices of each batch of 32
+  CHECK(one.first == two.first);
+  REQUIRE(one.second.size() == two.second.size());
+  for (size_t i = 0; i < one.second.size(); ++i) CHECK(one.second[i] == two.second[i]);
+  CHECK(two.second[0] == w0[0]);            // the frozen trunk did not move
+  CHECK(two.second.back() != w0.back());    // the head did
+
+  SECTION("a random layer (Dropout with a rate) in the trunk keeps the batches whole") {
+    auto m2 = std::make_shared<Sequential<float>>("fz2");
+    m2->add(std::make_shared<InputLayer<float>>(Shape{200}));
+    for (auto l : std::vector<std::shared_ptr<Layer<float>>>{trunk1, make<Dropout>(0.2, "fz_drop2"), probe, trunk2,
+                                                              make<Dense>(3, "softmax", true, "fz_head2")})
+      m2->add(l);
+    m2->compile(std::make_shared<SGD<float>>(0.05), "sparse_categorical_crossentropy");
+    set_num_threads(2);
+    m2->fit(x, y, o);
+    set_num_threads(0);
+    CHECK(probe->take_seen() == std::set<Index>{32});
+  }
+  SECTION("unfreezing the trunk keeps the batches whole") {
+    trunk1->set_trainable(true);
+    train(2);
+    CHECK(probe->take_seen() == std::set<Index>{32});
+  }
 }

@@ -4,6 +4,8 @@
 #include <graft/graft.hpp>
 #include <catch2/catch.hpp>
 
+#include "row_probe.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <regex>
@@ -996,4 +998,64 @@ TEST_CASE("Dense on a large batch (row groups over the threads) gives what small
       err = std::max(err, std::abs(static_cast<double>(yb.data()[i]) - whole[0].data()[b * 20 * 37 + i]));
   }
   CHECK(err <= 1e-6);
+}
+
+
+TEST_CASE("predict and evaluate cut big batches into row slices over the threads: the same bits as one thread",
+          "[core][model][threads]") {
+  set_random_seed(230);
+  auto probe = std::make_shared<graft_test::RowProbe>(true, "sl_probe");
+  auto in = Input<float>({12, 12, 3}, "sl_in");
+  auto c = (*make<BatchNormalization>(-1, 0.99, 1e-3, true, true, "sl_bn"))(
+      (*make<Conv2D>(8, 3, 1, "same", "relu", true, 1, "sl_conv"))(in));
+  auto p = (*make<MaxPooling2D>(2, std::vector<Index>{}, "valid", "sl_pool"))(c);
+  auto up = (*make<UpSampling2D>(2, "bilinear", "sl_up"))(p);  // keeps its taps per call
+  auto a = (*make<Dense>(10, "selu", true, "sl_a"))((*make<Flatten>("sl_flat"))(up));
+  auto b = (*make<Dense>(10, "linear", true, "sl_b"))((*make<GlobalAveragePooling2D>(false, "sl_gap"))(p));
+  auto head = std::make_shared<Sequential<float>>("sl_head");  // a nested model
+  head->add(std::make_shared<InputLayer<float>>(Shape{10}));
+  head->add(make<Dense>(6, "softmax", true, "sl_out"));
+  auto out = (*head)((*probe)((*make<Add>("sl_add"))(KTs{a, b})));
+  Model<float> m(in, KTs{out, b}, "sliced");
+  Rng r(5);
+  for (auto* w : m.weights())
+    for (auto& v : w->value) v = static_cast<float>(w->name == "moving_variance" ? r.uniform(0.5, 1.5) : r.uniform(-0.5, 0.5));
+  const Tensor<float> x = rnd({200, 12, 12, 3}, 31);
+  const std::vector<Tensor<float>> xs{x};
+  Tensor<float> y({200});
+  for (Index i = 0; i < 200; ++i) y[i] = static_cast<float>(i % 6);
+  Model<float> single(in, out, "sliced_single");
+  single.compile(std::make_shared<SGD<float>>(0.01), "sparse_categorical_crossentropy", {"accuracy"});
+
+  set_num_threads(1);
+  const auto y1 = m.predict(xs, 64);
+  const Logs l1 = single.evaluate(x, y, 64);
+  CHECK(probe->take_seen() == std::set<Index>{64, 8});
+  set_num_threads(2);
+  const auto y2 = m.predict(xs, 64);
+  CHECK(probe->take_seen() == std::set<Index>{32, 8});  // 3 batches of 64 in two slices, then 8 rows whole
+  const Logs l2 = single.evaluate(x, y, 64);
+  CHECK(probe->take_seen() == std::set<Index>{32, 8});
+  CHECK(same(y1, y2));
+  CHECK(l1.at("loss") == l2.at("loss"));
+  CHECK(l1.at("accuracy") == l2.at("accuracy"));
+  // against one forward of the whole set
+  Tensor<float> whole;
+  auto st = single.make_state();
+  single.forward({&x}, {&whole}, st.get(), false);
+  require_close(y2[0], whole);
+
+  SECTION("a layer that does not declare parallel_rows keeps batches whole") {
+    probe->rows_ = false;
+    probe->take_seen();
+    CHECK(same(m.predict(xs, 64), y1));
+    CHECK(probe->take_seen() == std::set<Index>{64, 8});
+  }
+  SECTION("an exception in a slice reaches the caller") {
+    probe->fail_below_ = 64;  // the slices, not whole batches
+    CHECK_THROWS_AS(m.predict(xs, 64), value_error);
+    probe->fail_below_ = 0;
+    CHECK(same(m.predict(xs, 64), y1));  // and the model still works
+  }
+  set_num_threads(0);
 }

@@ -104,7 +104,7 @@ void for_each_panel(Index M, Index N, Index K, F&& f) {
   // jobs, a batch-32 product as small as 32x300 . 300x100 gains 1.7x from a second thread
   // (bench/README.md). One panel per thread: more, smaller panels measured slower.
   const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-  Index threads = num_threads();
+  Index threads = usable_threads();
   threads = std::min<Index>(threads, static_cast<Index>(work / 2.5e5));
   const bool split_cols = N >= M;
   const Index len = split_cols ? N : M;

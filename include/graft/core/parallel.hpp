@@ -59,6 +59,12 @@ inline bool& on_worker_thread() {
   thread_local bool w = false;
   return w;
 }
+/// True while the calling thread runs its own share of a parallel job: parallel calls nested
+/// in a job's chunks run serially there too.
+inline bool& in_parallel_job() {
+  thread_local bool w = false;
+  return w;
+}
 }  // namespace detail
 
 /// Threads graft may use for one matrix product or loop (0 restores the default: OpenMP's
@@ -78,6 +84,11 @@ inline int num_threads() {
 
 namespace detail {
 
+/// Threads a parallel call made here can use: num_threads(), or 1 inside a parallel job's chunk
+/// (on a worker, or the caller's own share), where nested calls run serially: splitting work
+/// there would only cut it into smaller pieces run one after the other.
+inline int usable_threads() { return on_worker_thread() || in_parallel_job() ? 1 : num_threads(); }
+
 class ThreadPool {
  public:
   using Fn = void (*)(void*, Index);
@@ -93,7 +104,7 @@ class ThreadPool {
   /// when called from a worker or an OpenMP region, or while another thread runs a job.
   void run(Index chunks, int threads, Fn fn, void* ctx) {
     if (chunks <= 0) return;
-    bool serial = threads <= 1 || chunks == 1 || on_worker_thread();
+    bool serial = threads <= 1 || chunks == 1 || on_worker_thread() || in_parallel_job();
 #ifdef _OPENMP
     serial = serial || omp_in_parallel();
 #endif
@@ -122,7 +133,9 @@ class ThreadPool {
     }
     if (wake) cv_.notify_all();
     const auto begin = std::chrono::steady_clock::now();
+    in_parallel_job() = true;
     work(gen, fn, ctx, chunks);
+    in_parallel_job() = false;
     if (done_.load(std::memory_order_acquire) < chunks) {
       const auto own = std::chrono::steady_clock::now() - begin;
       const auto start = std::chrono::steady_clock::now();
@@ -131,11 +144,19 @@ class ThreadPool {
         else std::this_thread::yield();
       }
       // Waiting longer than the caller's own share took means threads made this job slower
-      // than running it alone: the worker was preempted or descheduled.
-      const auto waited = std::chrono::steady_clock::now() - start;
+      // than running it alone: the worker was preempted or descheduled. Once can be a hiccup
+      // of the machine; again within kLateWindowMs means the cores are taken (other programs):
+      // run serially for a while.
+      const auto now = std::chrono::steady_clock::now();
+      const auto waited = now - start;
       if (waited > std::chrono::microseconds(kLateUs) && waited > own) {
-        serial_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(next_backoff_ms_);
-        next_backoff_ms_ = std::min(2 * next_backoff_ms_, kMaxBackoffMs);
+        const bool recurring = now < late_until_;
+        late_until_ = now + std::chrono::milliseconds(kLateWindowMs);
+        if (recurring) {
+          serial_until_ = now + std::chrono::milliseconds(next_backoff_ms_);
+          late_until_ = serial_until_ + std::chrono::milliseconds(kLateWindowMs);
+          next_backoff_ms_ = std::min(2 * next_backoff_ms_, kMaxBackoffMs);
+        }
         return;
       }
     }
@@ -148,8 +169,10 @@ class ThreadPool {
   static constexpr int kPollUs = 200;
   /// A caller that waits longer than this for a worker's chunk assumes the worker was preempted.
   static constexpr int kLateUs = 500;
-  /// Jobs then run serially for kMinBackoffMs milliseconds, doubling while it recurs, up to
-  /// kMaxBackoffMs.
+  /// When that happens twice within kLateWindowMs milliseconds (counted from the end of the
+  /// last serial period), jobs run serially for kMinBackoffMs milliseconds, doubling while it
+  /// recurs, up to kMaxBackoffMs.
+  static constexpr int kLateWindowMs = 100;
   static constexpr int kMinBackoffMs = 20, kMaxBackoffMs = 640;
 
  private:
@@ -219,9 +242,10 @@ class ThreadPool {
   Index chunks_ = 0;
   int wanted_ = 0;
   int sleeping_ = 0;
-  // serial fallback after a preempted worker (all three under job_mutex_)
+  // serial fallback after a preempted worker (all four under job_mutex_)
   int next_backoff_ms_ = kMinBackoffMs;
   std::chrono::steady_clock::time_point serial_until_{};
+  std::chrono::steady_clock::time_point late_until_{};  // a late job before this recurs
   std::vector<std::thread> workers_;
 };
 
@@ -240,7 +264,7 @@ void parallel_chunks(Index chunks, int threads, F&& f) {
 template <class F>
 void parallel_for(Index begin, Index end, bool parallel, F&& f) {
   const Index n = end - begin;
-  const int threads = parallel && n > 1 ? num_threads() : 1;
+  const int threads = parallel && n > 1 ? usable_threads() : 1;
   if (threads <= 1) {
     for (Index i = begin; i < end; ++i) f(i);
     return;

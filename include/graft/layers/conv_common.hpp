@@ -60,7 +60,7 @@ template <class F>
 void parallel_ranges(Index n, bool parallel, F&& f) {
   const Index chunks = range_chunks(n);
   auto run = [&](Index c) { f(c, n * c / chunks, n * (c + 1) / chunks); };
-  const int threads = parallel && chunks > 1 ? num_threads() : 1;
+  const int threads = parallel && chunks > 1 ? detail::usable_threads() : 1;
   if (threads <= 1) {
     for (Index c = 0; c < chunks; ++c) run(c);
     return;

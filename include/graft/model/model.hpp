@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -218,16 +219,24 @@ class Model : public Layer<T> {
         if (s[d] < 0) s[d] = ref[d];
       shp[static_cast<size_t>(in_nodes_[i])] = {s};
     }
+    propagate_shapes(shp, [](size_t, const std::vector<Shape>&) {});
+    std::vector<Shape> r;
+    for (auto& o : out_refs_) r.push_back(shp[static_cast<size_t>(o.first)].at(static_cast<size_t>(o.second)));
+    return r;
+  }
+
+  /// Output shapes of every graph node, given those of the input nodes in `shp`; visit(n, input
+  /// shapes of node n) after each node.
+  template <class F>
+  void propagate_shapes(std::vector<std::vector<Shape>>& shp, F&& visit) const {
     for (size_t n = 0; n < g_.size(); ++n) {
       const auto& gn = g_[n];
       if (gn.input_slot >= 0) continue;
       std::vector<Shape> ins;
       for (auto& pr : gn.in) ins.push_back(shp[static_cast<size_t>(pr.first)].at(static_cast<size_t>(pr.second)));
       shp[n] = gn.layer->compute_output_shapes(ins);
+      visit(n, ins);
     }
-    std::vector<Shape> r;
-    for (auto& o : out_refs_) r.push_back(shp[static_cast<size_t>(o.first)].at(static_cast<size_t>(o.second)));
-    return r;
   }
 
   /// Everything one execution of the graph needs: activations, gradients, layer scratch.
@@ -258,7 +267,8 @@ class Model : public Layer<T> {
   }
 
   /// Run the graph on inputs (no batching). Returns pointers into `run` (valid until its next use).
-  void run_forward(Run& run, const In<T>& in, bool training) {
+  /// With `only`, just the nodes marked there (their inputs must be ready).
+  void run_forward(Run& run, const In<T>& in, bool training, const std::vector<char>* only = nullptr) {
     if (!run.planned) plan(run);
     if (in.size() != in_nodes_.size())
       throw shape_error(detail::cat("model '", this->name(), "' expects ", in_nodes_.size(), " input(s), got ", in.size()));
@@ -268,7 +278,7 @@ class Model : public Layer<T> {
     }
     for (size_t n = 0; n < g_.size(); ++n) {
       const auto& gn = g_[n];
-      if (gn.input_slot >= 0) continue;
+      if (gn.input_slot >= 0 || (only && !(*only)[n])) continue;
       for (size_t s = 0; s < gn.in.size(); ++s) run.fin[n][s] = ptr(run, gn.in[s]);
       for (size_t k = 0; k < run.fout[n].size(); ++k) run.outs_c[n][k] = run.fout[n][k];
       gn.layer->forward(run.fin[n], run.fout[n], run.st[n].get(), training);
@@ -331,18 +341,13 @@ class Model : public Layer<T> {
     if (batch_size <= 0) throw value_error("predict: batch_size must be positive");
     const Index n = check_samples(xs, "predict");
     const std::vector<Shape> shapes = adapted_shapes(xs);
+    const double work = inference_work(shapes);
     std::vector<Tensor<T>> result(out_refs_.size());
-    std::vector<Tensor<T>> bx(xs.size());
-    In<T> ptrs(xs.size());
     for (Index b0 = 0; b0 < n || (n == 0 && b0 == 0); b0 += batch_size) {
-      Index cnt = std::min(batch_size, n - b0);
-      for (size_t i = 0; i < xs.size(); ++i) {
-        xs[i]->slice_rows_into(b0, cnt, bx[i], shapes[i]);
-        ptrs[i] = &bx[i];
-      }
-      run_forward(predict_run_, ptrs, false);
+      const Index cnt = std::min(batch_size, n - b0);
+      const std::vector<const Tensor<T>*>& ys = infer_rows(xs, shapes, b0, cnt, work);
       for (size_t j = 0; j < out_refs_.size(); ++j) {
-        const Tensor<T>* y = output_ptr(predict_run_, j);
+        const Tensor<T>* y = ys[j];
         if (b0 == 0) {
           Shape s = y->shape();
           s[0] = n;
@@ -353,6 +358,147 @@ class Model : public Layer<T> {
       if (n == 0) break;
     }
     return result;
+  }
+
+  /// Inference on rows [b0, b0 + cnt) of the inputs (read as `shapes`); returns the outputs,
+  /// valid until the next call. When every layer computes rows independently (parallel_rows)
+  /// and the batch is worth it (`work`: multiply-adds per sample), the rows are cut into one
+  /// slice per thread, each run through the whole model on its own thread and its own Run (no
+  /// synchronisation between layers, each slice's activations stay in its core's cache). Row
+  /// results do not depend on the slicing.
+  const std::vector<const Tensor<T>*>& infer_rows(const In<T>& xs, const std::vector<Shape>& shapes, Index b0, Index cnt,
+                                                 double work) {
+    infer_out_.resize(out_refs_.size());
+    const Index slices = this->parallel_rows(false) ? row_slices(cnt, work) : 1;
+    if (slices <= 1) {
+      infer_x_.resize(xs.size());
+      infer_ptrs_.resize(xs.size());
+      for (size_t i = 0; i < xs.size(); ++i) {
+        xs[i]->slice_rows_into(b0, cnt, infer_x_[i], shapes[i]);
+        infer_ptrs_[i] = &infer_x_[i];
+      }
+      run_forward(predict_run_, infer_ptrs_, false);
+      for (size_t j = 0; j < out_refs_.size(); ++j) infer_out_[j] = output_ptr(predict_run_, j);
+      return infer_out_;
+    }
+    run_slices(predict_slices_, xs, shapes, b0, cnt, slices, false, nullptr);
+    infer_y_.resize(out_refs_.size());
+    for (size_t j = 0; j < out_refs_.size(); ++j) {
+      gather_slices(predict_slices_, out_refs_[j], cnt, slices, infer_y_[j]);
+      infer_out_[j] = &infer_y_[j];
+    }
+    return infer_out_;
+  }
+
+  /// Row slices for a batch of `cnt` samples of `work` multiply-adds each: one per thread when no
+  /// input has a fixed batch size and each slice gets 8+ rows and ~250k+ multiply-adds; else 1.
+  Index row_slices(Index cnt, double work) const {
+    const int threads = detail::usable_threads();
+    if (threads <= 1 || cnt < 16) return 1;
+    for (const auto& t : inputs_)
+      if (!t.shape().empty() && t.shape()[0] >= 0) return 1;
+    const double by_work = static_cast<double>(cnt) * work / 2.5e5;
+    const Index s = std::min<Index>({static_cast<Index>(threads), cnt / 8, static_cast<Index>(std::min(by_work, 1e9))});
+    return std::max<Index>(s, 1);
+  }
+
+  /// Rows [b0, b0 + cnt) of the inputs cut into `slices` slices; slice c runs the graph (the
+  /// nodes marked in `only`, or all) in runs[c] on one of graft's threads. A slice's exception
+  /// is rethrown here.
+  void run_slices(std::vector<Run>& runs, const In<T>& xs, const std::vector<Shape>& shapes, Index b0, Index cnt,
+                  Index slices, bool training, const std::vector<char>* only) {
+    const size_t ns = static_cast<size_t>(slices);
+    if (runs.size() < ns) runs.resize(ns);
+    if (slice_x_.size() < ns) slice_x_.resize(ns);
+    if (slice_ptrs_.size() < ns) slice_ptrs_.resize(ns);
+    slice_err_.assign(ns, nullptr);
+    detail::parallel_chunks(slices, detail::usable_threads(), [&](Index c) {
+      const size_t k = static_cast<size_t>(c);
+      try {
+        const Index r0 = cnt * c / slices, r1 = cnt * (c + 1) / slices;
+        slice_x_[k].resize(xs.size());
+        slice_ptrs_[k].resize(xs.size());
+        for (size_t i = 0; i < xs.size(); ++i) {
+          xs[i]->slice_rows_into(b0 + r0, r1 - r0, slice_x_[k][i], shapes[i]);
+          slice_ptrs_[k][i] = &slice_x_[k][i];
+        }
+        run_forward(runs[k], slice_ptrs_[k], training, only);
+      } catch (...) {
+        slice_err_[k] = std::current_exception();
+      }
+    });
+    for (auto& e : slice_err_)
+      if (e) std::rethrow_exception(e);
+  }
+
+  /// Tensor `pr` of every slice's run, stacked into `dst` (cnt rows).
+  void gather_slices(std::vector<Run>& runs, const std::pair<int, int>& pr, Index cnt, Index slices, Tensor<T>& dst) {
+    const Tensor<T>& first = *ptr(runs[0], pr);
+    dst.resize_batch(first.shape(), cnt);
+    const Index w = first.inner(1);
+    for (Index c = 0; c < slices; ++c) {
+      const Tensor<T>& y = *ptr(runs[static_cast<size_t>(c)], pr);
+      const Index r0 = cnt * c / slices, rows = cnt * (c + 1) / slices - r0;
+      if (y.rank() == 0 || y.dim(0) != rows || y.inner(1) != w)
+        throw shape_error(detail::cat("model '", this->name(), "': layer '", g_[static_cast<size_t>(pr.first)].layer->name(),
+                                      "' gave shape ", shape_str(y.shape()), " for a slice of ", rows,
+                                      " rows: not one row per sample"));
+      std::copy(y.begin(), y.end(), dst.data() + r0 * w);
+    }
+  }
+
+ public:
+  /// True when every layer of the model computes rows independently (see Layer::parallel_rows).
+  bool parallel_rows(bool training) const override {
+    for (const auto& gn : g_)
+      if (gn.input_slot < 0 && !gn.layer->parallel_rows(training)) return false;
+    return true;
+  }
+
+ private:
+  /// Rough multiply-adds per sample of one forward pass on inputs of these shapes (the first
+  /// axis is ignored): per layer call, its weights times its output positions (output elements
+  /// over the last axis; exact for Dense and convolutions) plus its output elements. Nested
+  /// models count their own layers. `per_node`, when given, receives each graph node's share.
+  /// 0 when a shape is unknown.
+  double inference_work(const std::vector<Shape>& in, std::vector<double>* per_node = nullptr) const {
+    if (per_node) per_node->assign(g_.size(), 0.0);
+    if (in.size() != in_nodes_.size()) return 0;
+    try {
+      std::vector<std::vector<Shape>> shp(g_.size());
+      for (size_t i = 0; i < in.size(); ++i) {
+        Shape s = in[i];
+        if (!s.empty()) s[0] = 1;
+        shp[static_cast<size_t>(in_nodes_[i])] = {s};
+      }
+      double work = 0;
+      std::vector<Param<T>*> ws;
+      propagate_shapes(shp, [&](size_t n, const std::vector<Shape>& ins) {
+        const auto& gn = g_[n];
+        for (const Shape& o : shp[n])
+          for (Index d : o)
+            if (d < 0) throw shape_error("unknown dimension");
+        double w = 0;
+        if (gn.layer->is_model()) {
+          w = static_cast<const Model<T>&>(*gn.layer).inference_work(ins);
+        } else {
+          ws.clear();
+          gn.layer->collect_weights(ws);
+          double params = 0;
+          for (const Param<T>* p : ws) params += static_cast<double>(p->value.size());
+          const Shape& o = shp[n].at(0);
+          const double elems = static_cast<double>(shape_size(o));
+          w = params * (o.empty() || o.back() == 0 ? 0.0 : elems / static_cast<double>(o.back()));
+          for (const Shape& oo : shp[n]) w += static_cast<double>(shape_size(oo));
+        }
+        if (per_node) (*per_node)[n] = w;
+        work += w;
+      });
+      return work;
+    } catch (const std::exception&) {
+      if (per_node) per_node->assign(g_.size(), 0.0);
+      return 0;
+    }
   }
 
  public:
@@ -521,28 +667,24 @@ class Model : public Layer<T> {
     const std::vector<Shape> shapes = adapted_shapes(x);
     if (batch_size <= 0) throw value_error("evaluate: batch_size must be positive");
     auto metrics = build_metrics(y);
-    std::vector<Tensor<T>> bx(x.size()), by(y.size());
-    In<T> px(x.size());
+    std::vector<Tensor<T>> by(y.size());
+    const double work = inference_work(shapes);
     double loss_sum = 0;
     std::vector<double> per(out_refs_.size(), 0.0);
     const double reg = this->regularization_loss(false);
     for (Index b0 = 0; b0 < n; b0 += batch_size) {
       Index cnt = std::min(batch_size, n - b0);
-      for (size_t i = 0; i < x.size(); ++i) {
-        x[i]->slice_rows_into(b0, cnt, bx[i], shapes[i]);
-        px[i] = &bx[i];
-      }
       for (size_t j = 0; j < y.size(); ++j) y[j]->slice_rows_into(b0, cnt, by[j], y[j]->shape());
-      run_forward(predict_run_, px, false);
+      const std::vector<const Tensor<T>*>& ys = infer_rows(x, shapes, b0, cnt, work);
       double total = 0;
       for (size_t j = 0; j < out_refs_.size(); ++j) {
         if (!compiled_->losses[j]) continue;
-        double l = compiled_->losses[j]->compute(by[j], *output_ptr(predict_run_, j), nullptr, T(1));
+        double l = compiled_->losses[j]->compute(by[j], *ys[j], nullptr, T(1));
         per[j] += l * static_cast<double>(cnt);
         total += compiled_->loss_weights[j] * l;
       }
       loss_sum += (total + reg) * static_cast<double>(cnt);
-      for (auto& m : metrics) m.second->update(by[m.first], *output_ptr(predict_run_, m.first));
+      for (auto& m : metrics) m.second->update(by[m.first], *ys[m.first]);
     }
     Logs logs;
     logs["loss"] = n ? loss_sum / static_cast<double>(n) : 0.0;
@@ -641,6 +783,9 @@ class Model : public Layer<T> {
     contrib_.clear();
     predict_run_ = Run();
     train_run_ = Run();
+    predict_slices_.clear();
+    train_slices_.clear();
+    prefix_work_ = 0;
     train_gen_ = 0;
     unique_valid_ = false;
     if (outputs.empty()) throw value_error("Model: at least one output is needed");
@@ -915,6 +1060,7 @@ class Model : public Layer<T> {
     const unsigned long gen = detail::trainable_generation().load();
     if (train_gen_ != gen) {
       train_params_ = this->trainable_weights();
+      plan_frozen_prefix();
       train_gen_ = gen;
     }
     compiled_->optimizer->build(train_params_);
@@ -923,9 +1069,66 @@ class Model : public Layer<T> {
     last_output_loss_.assign(out_refs_.size(), 0.0);
   }
 
+  /// fit(): the graph nodes below the lowest trainable layer (their backward does no work at all:
+  /// no weight and no input gradients), when they compute rows independently in training too
+  /// (parallel_rows(true): no Dropout, no batch statistics), and the tensors the rest of the
+  /// graph reads from them. train_step runs them in row slices, one per thread, like predict.
+  void plan_frozen_prefix() {
+    const size_t n = g_.size();
+    prefix_.assign(n, 0);
+    rest_.assign(n, 0);
+    prefix_out_.clear();
+    prefix_work_ = 0;
+    std::vector<double> work;
+    inference_work(input_shapes(), &work);
+    bool any = false;
+    for (size_t i = 0; i < n; ++i) {
+      const auto& gn = g_[i];
+      if (gn.input_slot >= 0) continue;
+      bool frozen = !layer_has_trainable(*gn.layer) && gn.layer->parallel_rows(true);
+      for (auto& pr : gn.in) {
+        const size_t j = static_cast<size_t>(pr.first);
+        frozen = frozen && (g_[j].input_slot >= 0 || prefix_[j]);
+      }
+      prefix_[i] = frozen ? 1 : 0;
+      rest_[i] = frozen ? 0 : 1;
+      if (frozen) prefix_work_ += work[i];
+      any = any || frozen;
+    }
+    auto add_out = [&](const std::pair<int, int>& pr) {
+      if (prefix_[static_cast<size_t>(pr.first)] &&
+          std::find(prefix_out_.begin(), prefix_out_.end(), pr) == prefix_out_.end())
+        prefix_out_.push_back(pr);
+    };
+    for (size_t i = 0; i < n; ++i)
+      if (rest_[i])
+        for (auto& pr : g_[i].in) add_out(pr);
+    for (auto& pr : out_refs_) add_out(pr);
+    if (!any) prefix_work_ = 0;
+  }
+
+  /// The training forward pass: the frozen prefix (plan_frozen_prefix) in row slices over the
+  /// threads when the batch is worth it, then the rest of the graph on the whole batch; or the
+  /// whole graph on the whole batch.
+  void train_forward(const In<T>& px) {
+    const Index cnt = px.empty() || px[0]->rank() == 0 ? 0 : px[0]->dim(0);
+    const Index slices = prefix_work_ > 0 ? row_slices(cnt, prefix_work_) : 1;
+    if (slices <= 1) {
+      run_forward(train_run_, px, true);
+      return;
+    }
+    slice_shapes_.resize(px.size());
+    for (size_t i = 0; i < px.size(); ++i) slice_shapes_[i] = px[i]->shape();
+    run_slices(train_slices_, px, slice_shapes_, 0, cnt, slices, true, &prefix_);
+    if (!train_run_.planned) plan(train_run_);
+    for (auto& pr : prefix_out_)
+      gather_slices(train_slices_, pr, cnt, slices, train_run_.val[static_cast<size_t>(pr.first)][static_cast<size_t>(pr.second)]);
+    run_forward(train_run_, px, true, &rest_);
+  }
+
   /// forward, loss, backward, regularization, optimizer step. Allocation-free once warm.
   double train_step(const In<T>& px, const std::vector<Tensor<T>>& by) {
-    run_forward(train_run_, px, true);
+    train_forward(px);
     double total = 0;
     for (size_t j = 0; j < out_refs_.size(); ++j) {
       const Tensor<T>& yp = *output_ptr(train_run_, j);
@@ -1050,6 +1253,18 @@ class Model : public Layer<T> {
   std::vector<std::pair<int, int>> out_refs_;
   std::vector<KerasTensor<T>> inputs_, outputs_;
   Run predict_run_, train_run_;
+  // row slices (run_slices), each with its own Run: inference, and fit()'s frozen prefix
+  std::vector<Run> predict_slices_, train_slices_;
+  std::vector<std::vector<Tensor<T>>> slice_x_;
+  std::vector<In<T>> slice_ptrs_;
+  std::vector<std::exception_ptr> slice_err_;
+  std::vector<Shape> slice_shapes_;
+  std::vector<Tensor<T>> infer_x_, infer_y_;
+  In<T> infer_ptrs_;
+  std::vector<const Tensor<T>*> infer_out_;
+  std::vector<char> prefix_, rest_;                 // plan_frozen_prefix: node masks
+  std::vector<std::pair<int, int>> prefix_out_;     // prefix tensors the rest reads
+  double prefix_work_ = 0;                          // multiply-adds per sample in the prefix
   std::optional<CompileState<T>> compiled_;
   std::vector<Param<T>*> train_params_;
   unsigned long train_gen_ = 0;  ///< trainable_generation train_params_ was computed at (0: stale)
