@@ -202,7 +202,7 @@ Result train(graft::Model<float>& m, const graft::data::Dataset<float>& d, int e
 }
 
 Result predict(graft::Model<float>& m, const Tensor<float>& x, Index batch, const std::string& dump_path) {
-  m.predict(x.slice_rows(0, std::min<Index>(x.dim(0), 2 * batch)), batch);  // warm-up
+  m.predict(x.slice_rows(0, std::min<Index>(x.dim(0), 20 * batch)), batch);  // warm-up: 20 batches, as the twin
   auto t0 = Clock::now();
   Tensor<float> y = m.predict(x, batch);
   Result r;
