@@ -112,6 +112,7 @@ class ThreadPool {
     if (!serial && !job.try_lock()) serial = true;
     if (!serial && std::chrono::steady_clock::now() < serial_until_) serial = true;  // under job_mutex_
     if (serial) {
+      if (job.owns_lock()) job.unlock();  // nested calls in fn may try the lock: never while we hold it
       for (Index c = 0; c < chunks; ++c) fn(ctx, c);
       return;
     }
