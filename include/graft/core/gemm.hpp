@@ -105,7 +105,7 @@ void for_each_panel(Index M, Index N, Index K, F&& f) {
   // (bench/README.md). One panel per thread: more, smaller panels measured slower.
   const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   Index threads = usable_threads();
-  threads = std::min<Index>(threads, static_cast<Index>(work / 2.5e5));
+  threads = std::min<Index>(threads, static_cast<Index>(work / kMinWorkPerThread));
   const bool split_cols = N >= M;
   const Index len = split_cols ? N : M;
   threads = std::min<Index>(threads, len / 16);

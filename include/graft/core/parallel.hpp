@@ -89,6 +89,10 @@ namespace detail {
 /// there would only cut it into smaller pieces run one after the other.
 inline int usable_threads() { return on_worker_thread() || in_parallel_job() ? 1 : num_threads(); }
 
+/// Multiply-adds each thread should get before work is split over threads (~6 us here): below
+/// it, waking a worker costs more than it saves. Used by products and by predict's row slices.
+constexpr double kMinWorkPerThread = 2.5e5;
+
 class ThreadPool {
  public:
   using Fn = void (*)(void*, Index);

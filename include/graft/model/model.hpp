@@ -397,7 +397,7 @@ class Model : public Layer<T> {
     if (threads <= 1 || cnt < 16) return 1;
     for (const auto& t : inputs_)
       if (!t.shape().empty() && t.shape()[0] >= 0) return 1;
-    const double by_work = static_cast<double>(cnt) * work / 2.5e5;
+    const double by_work = static_cast<double>(cnt) * work / detail::kMinWorkPerThread;
     const Index s = std::min<Index>({static_cast<Index>(threads), cnt / 8, static_cast<Index>(std::min(by_work, 1e9))});
     return std::max<Index>(s, 1);
   }
@@ -1081,7 +1081,6 @@ class Model : public Layer<T> {
     prefix_work_ = 0;
     std::vector<double> work;
     inference_work(input_shapes(), &work);
-    bool any = false;
     for (size_t i = 0; i < n; ++i) {
       const auto& gn = g_[i];
       if (gn.input_slot >= 0) continue;
@@ -1093,7 +1092,6 @@ class Model : public Layer<T> {
       prefix_[i] = frozen ? 1 : 0;
       rest_[i] = frozen ? 0 : 1;
       if (frozen) prefix_work_ += work[i];
-      any = any || frozen;
     }
     auto add_out = [&](const std::pair<int, int>& pr) {
       if (prefix_[static_cast<size_t>(pr.first)] &&
@@ -1104,7 +1102,6 @@ class Model : public Layer<T> {
       if (rest_[i])
         for (auto& pr : g_[i].in) add_out(pr);
     for (auto& pr : out_refs_) add_out(pr);
-    if (!any) prefix_work_ = 0;
   }
 
   /// The training forward pass: the frozen prefix (plan_frozen_prefix) in row slices over the
