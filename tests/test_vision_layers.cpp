@@ -108,6 +108,9 @@ TEST_CASE("Conv2D matches a direct convolution for every padding, stride, dilati
       {9, 7, 2, 3, 3, 3, 1, 1, 2, 2, "same"},  {6, 9, 3, 2, 2, 4, 1, 2, 1, 1, "same"},
       {5, 5, 4, 3, 1, 1, 1, 1, 1, 1, "valid"}, {5, 5, 4, 3, 1, 1, 2, 2, 1, 1, "same"},
       {7, 8, 2, 2, 4, 2, 3, 1, 1, 3, "same"},  {6, 6, 1, 1, 5, 5, 1, 1, 1, 1, "same"},
+      // more than 4 channels (im2col copies whole kernel rows rather than value by value)
+      {7, 7, 5, 3, 3, 3, 2, 2, 1, 1, "same"},  {9, 7, 8, 2, 3, 3, 1, 1, 2, 2, "same"},
+      {6, 8, 6, 3, 2, 3, 1, 2, 1, 1, "valid"},
   };
   for (const auto& c : cases) {
     INFO("H" << c.H << " W" << c.W << " k" << c.kh << "x" << c.kw << " s" << c.sh << "x" << c.sw << " d" << c.dh << "x" << c.dw
@@ -206,6 +209,15 @@ TEST_CASE("Conv2D gradients match central differences for every variant", "[visi
   SECTION("softmax activation over channels") {
     graft::Conv2D<double> l(3, 2, 1, "valid", "softmax");
     check_layer_gradients(l, {random_tensor({2, 4, 4, 2}, rng)});
+  }
+  SECTION("6 channels, stride 2, relu") {
+    graft::Conv2D<double> l(3, 3, 2, "same", "relu");
+    check_layer_gradients(l, {random_tensor({2, 6, 7, 6}, rng)});
+  }
+  SECTION("64 channels: the input gradient's blocks of output cells split a sample") {
+    // K = 576: blocks of 56 output cells, 64 cells per sample
+    graft::Conv2D<double> l(2, 3, 1, "same", "tanh");
+    check_layer_gradients(l, {random_tensor({2, 8, 8, 64}, rng)});
   }
 }
 
@@ -509,6 +521,11 @@ TEST_CASE("MaxPooling2D gives a tied window's gradient to its first maximal cell
   // window (1,0) = {0,0,2,2} -> (2,0); window (1,1) = {5,5,2,2} -> (1,2)
   const double want[12] = {1, 0, 10, 0, 0, 0, 1000, 0, 100, 0, 0, 0};
   for (int i = 0; i < 12; ++i) CHECK(dx[i] == want[i]);
+  // after an inference forward (no argmax recorded) the backward pass finds the same cells
+  Tensor<double> y2, dx2;
+  mp.forward({&x}, {&y2}, st.get(), false);
+  mp.backward({&x}, {&y2}, {&dy}, {&dx2}, st.get());
+  for (int i = 0; i < 12; ++i) CHECK(dx2[i] == want[i]);
   graft::GlobalMaxPooling2D<double> gm;
   gm.build({x.shape()});
   auto s2 = gm.make_state();
@@ -517,6 +534,40 @@ TEST_CASE("MaxPooling2D gives a tied window's gradient to its first maximal cell
   Tensor<double> one({1, 1}, {1.0});
   gm.backward({&x}, {&g}, {&one}, {&dg}, s2.get());
   for (int i = 0; i < 12; ++i) CHECK(dg[i] == (i == 2 ? 1.0 : 0.0));
+}
+
+TEST_CASE("MaxPooling backward: the argmax recorded in training and the recomputed one agree", "[vision][pooling]") {
+  // ReLU-like inputs (many tied zeros), overlapping and disjoint windows, both paddings, and a
+  // window of more than 256 cells (never recorded)
+  graft::Rng rng(23);
+  struct Case {
+    Index kh, kw, sh, sw;
+    const char* pad;
+    Index H, W;
+  };
+  const Case cases[] = {{2, 2, 2, 2, "valid", 9, 8}, {3, 3, 2, 2, "same", 9, 8}, {3, 2, 1, 1, "same", 7, 6},
+                        {2, 3, 3, 1, "valid", 8, 9}, {17, 16, 1, 1, "valid", 18, 17}};
+  for (const auto& c : cases) {
+    INFO("pool " << c.kh << "x" << c.kw << " strides " << c.sh << "x" << c.sw << " " << c.pad);
+    graft::MaxPooling2D<float> mp({c.kh, c.kw}, {c.sh, c.sw}, c.pad);
+    Tensor<float> x({3, c.H, c.W, 5});
+    for (auto& v : x) v = std::max(0.0f, static_cast<float>(std::round(rng.uniform(-3, 3))));
+    mp.build({x.shape()});
+    auto st = mp.make_state();
+    Tensor<float> y, dx_train, y2, dx_infer;
+    mp.forward({&x}, {&y}, st.get(), true);
+    Tensor<float> dy(y.shape());
+    for (auto& v : dy) v = static_cast<float>(rng.uniform(-1, 1));
+    mp.backward({&x}, {&y}, {&dy}, {&dx_train}, st.get());
+    mp.forward({&x}, {&y2}, st.get(), false);
+    CHECK(y2 == y);
+    mp.backward({&x}, {&y2}, {&dy}, {&dx_infer}, st.get());
+    CHECK(dx_train == dx_infer);
+    float sum_dy = 0, sum_dx = 0;  // every output's gradient lands exactly once
+    for (auto v : dy) sum_dy += v;
+    for (auto v : dx_train) sum_dx += v;
+    CHECK(sum_dx == Approx(sum_dy).margin(1e-4));
+  }
 }
 
 TEST_CASE("pooling defaults: strides = pool_size, valid padding, rounding down", "[vision][pooling]") {

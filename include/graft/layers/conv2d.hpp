@@ -67,7 +67,8 @@ class ConvBase : public UnaryLayer<T> {
   }
 
   struct State : CallState {
-    Tensor<T> col, dcol;
+    Tensor<T> col;
+    std::vector<T> bias_parts;  // backward: the bias gradient of each group of samples
     Shape cshape;
     ActStep<T> act;
     const T* col_of = nullptr;  // input whose whole-batch im2col sits in `col`
@@ -119,47 +120,62 @@ class ConvBase : public UnaryLayer<T> {
   void backward1(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx, CallState* st) override {
     auto* s = static_cast<State*>(st);
     const Geom g = geom(x);
-    const Index F = filters_, K = g.K();
-    const T* dz = s->act.backward(act_, y, dy);
+    const Index F = filters_, K = g.K(), per = g.OH * g.OW;
     const bool wgrad = this->trainable() && kernel_p_->trainable;
     const bool bgrad = this->trainable() && use_bias_ && bias_p_->trainable;
     const T* w = kernel_p_->value.data();
-    if (bgrad) {
+    // Pass 1, groups of whole samples in parallel: the activation's derivative, then the input
+    // gradient, dcol = dz * kernel^T in blocks of output cells small enough to stay in the
+    // core's cache, each scattered into dx (col2im) at once. No two groups write the same dx,
+    // and the groups depend on the shapes only: the same sums on any thread count.
+    const T* dz = s->act.prepare_backward(act_, y, dy);
+    if (dx) dx->resize(x.shape());
+    if (!act_.is_linear() || dx || bgrad) {
+      const Index cap = std::max<Index>(1, cell_block(g)), group = std::max<Index>(1, cap / std::max<Index>(1, per));
+      const Index groups = (g.N + group - 1) / group, in_per = g.H * g.W * g.C;
+      const double work = static_cast<double>(g.N * per) * static_cast<double>(dx ? K * F : F);
+      if (bgrad) s->bias_parts.resize(static_cast<size_t>(groups * F));
+      parallel_for(0, groups, groups > 1 && work > 2 * kMinWorkPerThread, [&](Index t) {
+        const Index n0 = t * group, n1 = std::min(g.N, n0 + group);
+        s->act.backward_range(act_, y, dy, n0 * per * F, n1 * per * F);
+        if (bgrad) column_sums(dz + n0 * per * F, (n1 - n0) * per, F, F, s->bias_parts.data() + t * F, false);
+        if (!dx) return;
+        if (g.pointwise()) {  // dx rows are the dcol rows
+          gemm<T>(false, true, (n1 - n0) * per, K, F, T(1), dz + n0 * per * F, F, w, F, T(0), dx->data() + n0 * per * K, K);
+          return;
+        }
+        std::fill(dx->data() + n0 * in_per, dx->data() + n1 * in_per, T(0));
+        T* dcol = thread_scratch<T>(std::min(cap, (n1 - n0) * per) * K);
+        for (Index q0 = n0 * per, end = n1 * per; q0 < end; q0 += cap) {
+          const Index rows = std::min(cap, end - q0);
+          gemm<T>(false, true, rows, K, F, T(1), dz + q0 * F, F, w, F, T(0), dcol, K);
+          col2im_add_cells(dcol, g, q0, q0 + rows, dx->data());
+        }
+      });
+    }
+    if (bgrad) {  // the groups' partial sums, added in group order
       bool ow = bias_p_->begin_grad();
-      column_sums(dz, g.out_rows(), F, F, bias_p_->grad.data(), !ow);
+      const Index groups = static_cast<Index>(s->bias_parts.size()) / F;
+      column_sums(s->bias_parts.data(), groups, F, F, bias_p_->grad.data(), !ow);
     }
-    if (!wgrad && !dx) return;
-    bool ow_k = false;
-    if (wgrad) ow_k = kernel_p_->begin_grad();
-    if (dx) {
-      dx->resize(x.shape());
-      if (!g.pointwise()) dx->set_zero();
-    }
+    if (!wgrad) return;
+    // Pass 2: the kernel gradient, one product over the whole batch (its depth is the batch's
+    // output cells), on the im2col kept by the forward pass or rebuilt in chunks.
+    const bool ow_k = kernel_p_->begin_grad();
     if (g.pointwise()) {
-      if (wgrad)
-        gemm<T>(true, false, K, F, g.out_rows(), T(1), x.data(), K, dz, F, ow_k ? T(0) : T(1), kernel_p_->grad.data(), F);
-      if (dx) gemm<T>(false, true, g.out_rows(), K, F, T(1), dz, F, w, F, T(0), dx->data(), K);
+      gemm<T>(true, false, K, F, g.out_rows(), T(1), x.data(), K, dz, F, ow_k ? T(0) : T(1), kernel_p_->grad.data(), F);
       return;
     }
     const Index cs = chunk(g);
     for (Index n0 = 0; n0 < g.N; n0 += cs) {
       const Index n1 = std::min(g.N, n0 + cs);
-      const Index rows = (n1 - n0) * g.OH * g.OW;
-      const T* dzc = dz + n0 * g.OH * g.OW * F;
-      if (wgrad) {
-        if (!(cs >= g.N && s->col_of == x.data() && s->col.size() == rows * K)) {
-          resize2(s->col, s->cshape, rows, K);
-          im2col(x.data(), g, n0, n1, s->col.data());
-        }
-        const bool first = n0 == 0;
-        gemm<T>(true, false, K, F, rows, T(1), s->col.data(), K, dzc, F, (first && ow_k) ? T(0) : T(1),
-                kernel_p_->grad.data(), F);
+      const Index rows = (n1 - n0) * per;
+      if (!(cs >= g.N && s->col_of == x.data() && s->col.size() == rows * K)) {
+        resize2(s->col, s->cshape, rows, K);
+        im2col(x.data(), g, n0, n1, s->col.data());
       }
-      if (dx) {
-        resize2(s->dcol, s->cshape, rows, K);
-        gemm<T>(false, true, rows, K, F, T(1), dzc, F, w, F, T(0), s->dcol.data(), K);
-        col2im_add(s->dcol.data(), g, n0, n1, dx->data());
-      }
+      gemm<T>(true, false, K, F, rows, T(1), s->col.data(), K, dz + n0 * per * F, F, (n0 == 0 && ow_k) ? T(0) : T(1),
+              kernel_p_->grad.data(), F);
     }
   }
 
@@ -267,6 +283,9 @@ class ConvBase : public UnaryLayer<T> {
     const Index per = std::max<Index>(1, g.OH * g.OW * (g.K() + F));
     return std::max<Index>(1, std::min(g.N, (Index(1) << 17) / per));
   }
+  /// Output cells per block of the input gradient's dcol (about 32 Ki values: it stays in the
+  /// core's cache between the product that writes it and the scatter that reads it).
+  static Index cell_block(const Geom& g) { return (Index(1) << 15) / std::max<Index>(1, g.K()); }
   static Index chunk(const Geom& g) {
     const Index per = std::max<Index>(1, g.OH * g.OW * g.K());
     return std::max<Index>(1, std::min(g.N, col_budget / per));

@@ -138,6 +138,35 @@ inline bool window_fits(const Geom& g) { return g.OH > 0 && g.OW > 0; }
                         (g.kw - 1) * g.dw + 1, ") with padding '", padding_name(pad), "'"));
 }
 
+/// One output row of im2col for an input of CC channels (CC small, known at compile time).
+template <class T, int CC>
+void im2col_row_few(const T* xn, const Geom& g, Index oh, T* c) {
+  const Index K = g.K();
+  for (Index i = 0; i < g.kh; ++i) {
+    const Index ih = oh * g.sh - g.pt + i * g.dh;
+    const bool row_in = ih >= 0 && ih < g.H;
+    const T* xr = xn + (row_in ? ih : 0) * g.W * CC;
+    for (Index j = 0; j < g.kw; ++j) {
+      T* cj = c + (i * g.kw + j) * CC;
+      const Index off = j * g.dw - g.pl;  // iw = ow * sw + off
+      // output columns whose iw lies inside the input: [lo, hi)
+      Index lo = off >= 0 ? 0 : (-off + g.sw - 1) / g.sw;
+      Index hi = g.W - off - 1 < 0 ? 0 : std::min(g.OW, (g.W - off - 1) / g.sw + 1);
+      if (!row_in) lo = hi = g.OW;
+      lo = std::min(lo, g.OW);
+      hi = std::max(hi, lo);
+      for (Index ow = 0; ow < lo; ++ow)
+        for (int ch = 0; ch < CC; ++ch) cj[ow * K + ch] = T(0);
+      for (Index ow = lo; ow < hi; ++ow) {
+        const T* xp = xr + (ow * g.sw + off) * CC;
+        for (int ch = 0; ch < CC; ++ch) cj[ow * K + ch] = xp[ch];
+      }
+      for (Index ow = hi; ow < g.OW; ++ow)
+        for (int ch = 0; ch < CC; ++ch) cj[ow * K + ch] = T(0);
+    }
+  }
+}
+
 /// col[(n - n0) * OH * OW + oh * OW + ow][(i * kw + j) * C + c] = x[n][oh*sh - pt + i*dh][ow*sw - pl + j*dw][c]
 /// (0 outside the input), for samples [n0, n1).
 template <class T>
@@ -148,6 +177,15 @@ void im2col(const T* x, const Geom& g, Index n0, Index n1, T* col) {
     const Index n = n0 + t / g.OH, oh = t % g.OH;
     const T* xn = x + n * g.H * g.W * C;
     T* c = col + t * g.OW * K;
+    if (C <= 4) {  // few channels: tap by tap, a strided loop over the row (no copy calls of 1-4 values)
+      switch (C) {
+        case 1: im2col_row_few<T, 1>(xn, g, oh, c); break;
+        case 2: im2col_row_few<T, 2>(xn, g, oh, c); break;
+        case 3: im2col_row_few<T, 3>(xn, g, oh, c); break;
+        default: im2col_row_few<T, 4>(xn, g, oh, c); break;
+      }
+      return;
+    }
     for (Index ow = 0; ow < g.OW; ++ow) {
       for (Index i = 0; i < g.kh; ++i) {
         const Index ih = oh * g.sh - g.pt + i * g.dh;
@@ -173,31 +211,33 @@ void im2col(const T* x, const Geom& g, Index n0, Index n1, T* col) {
   });
 }
 
-/// dx[n] += scatter of dcol rows (the adjoint of im2col), samples [n0, n1).
+/// dx += scatter of the dcol rows of output cells [q0, q1) of the batch (cell q is sample
+/// q / (OH*OW), row-major (oh, ow) within it; dcol's first row is cell q0): the adjoint of
+/// im2col, on the calling thread.
 template <class T>
-void col2im_add(const T* dcol, const Geom& g, Index n0, Index n1, T* dx) {
-  const Index K = g.K(), C = g.C;
-  parallel_for(n0, n1, n1 - n0 > 1 && g.OH * g.OW * K > 16384, [&](Index n) {
-    T* xn = dx + n * g.H * g.W * C;
-    const T* c = dcol + (n - n0) * g.OH * g.OW * K;
-    for (Index oh = 0; oh < g.OH; ++oh)
-      for (Index ow = 0; ow < g.OW; ++ow)
-        for (Index i = 0; i < g.kh; ++i) {
-          const Index ih = oh * g.sh - g.pt + i * g.dh;
-          if (ih < 0 || ih >= g.H) {
-            c += g.kw * C;
-            continue;
-          }
-          T* xr = xn + ih * g.W * C;
-          for (Index j = 0; j < g.kw; ++j, c += C) {
-            const Index iw = ow * g.sw - g.pl + j * g.dw;
-            if (iw < 0 || iw >= g.W) continue;
-            T* xp = xr + iw * C;
-            GRAFT_SIMD
-            for (Index ch = 0; ch < C; ++ch) xp[ch] += c[ch];
-          }
-        }
-  });
+void col2im_add_cells(const T* dcol, const Geom& g, Index q0, Index q1, T* dx) {
+  const Index C = g.C, per = g.OH * g.OW;
+  const T* c = dcol;
+  for (Index q = q0; q < q1; ++q) {
+    const Index p = q % per, oh = p / g.OW, ow = p % g.OW;
+    T* xn = dx + (q / per) * g.H * g.W * C;
+    for (Index i = 0; i < g.kh; ++i) {
+      const Index ih = oh * g.sh - g.pt + i * g.dh;
+      if (ih < 0 || ih >= g.H) {
+        c += g.kw * C;
+        continue;
+      }
+      T* xr = xn + ih * g.W * C;
+      for (Index j = 0; j < g.kw; ++j, c += C) {
+        const Index iw = ow * g.sw - g.pl + j * g.dw;
+        if (iw < 0 || iw >= g.W) continue;
+        T* __restrict xp = xr + iw * C;
+        const T* __restrict cp = c;
+        GRAFT_SIMD
+        for (Index ch = 0; ch < C; ++ch) xp[ch] += cp[ch];
+      }
+    }
+  }
 }
 
 /// Depthwise convolution: y[n,oh,ow,c*dm+m] = sum_ij x[n, ih, iw, c] * k[i, j, c, m] (no bias).
@@ -322,11 +362,22 @@ struct ActStep {
   }
   /// dLoss/dz (pointer to dy itself for a linear activation).
   const T* backward(const ActivationFn& act, const Tensor<T>& y, const Tensor<T>& dy) {
+    const T* d = prepare_backward(act, y, dy);
+    backward_range(act, y, dy, 0, y.size());
+    return d;
+  }
+  /// backward() in pieces: prepare_backward() once (returns where dLoss/dz will be), then
+  /// backward_range() over disjoint ranges of whole rows (any order, any thread).
+  const T* prepare_backward(const ActivationFn& act, const Tensor<T>& y, const Tensor<T>& dy) {
     if (act.is_linear()) return dy.data();
-    const Index last = y.rank() ? std::max<Index>(1, y.shape().back()) : 1;
     dz.resize(y.shape());
-    act.backward(act.needs_input() ? z.data() : nullptr, y.data(), dy.data(), dz.data(), y.size(), last);
     return dz.data();
+  }
+  void backward_range(const ActivationFn& act, const Tensor<T>& y, const Tensor<T>& dy, Index begin, Index end) {
+    if (act.is_linear() || end <= begin) return;
+    const Index last = y.rank() ? std::max<Index>(1, y.shape().back()) : 1;
+    act.backward(act.needs_input() ? z.data() + begin : nullptr, y.data() + begin, dy.data() + begin, dz.data() + begin,
+                 end - begin, last);
   }
 };
 

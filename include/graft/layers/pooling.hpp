@@ -5,6 +5,7 @@
 // Max gradients go to the first maximal cell of each window in row-major order.
 #pragma once
 
+#include <cstdint>
 #include <limits>
 
 #include "graft/layers/conv_common.hpp"
@@ -14,6 +15,23 @@ namespace graft {
 namespace detail {
 
 enum class PoolKind { max, avg };
+
+/// f(o, cell, k, cells) for every window of sample n, and every input cell inside it in row-major
+/// order: o is the offset of the window's output values, cell the offset of the input cell's
+/// values, k the cell's index in the full (unclipped) window, cells the count of input cells in
+/// the window (padding excluded).
+template <class F>
+void for_each_window_cell(const Geom& g, Index n, F&& f) {
+  for (Index oh = 0; oh < g.OH; ++oh) {
+    const Index top = oh * g.sh - g.pt, h0 = std::max<Index>(top, 0), h1 = std::min(top + g.kh, g.H);
+    for (Index ow = 0; ow < g.OW; ++ow) {
+      const Index left = ow * g.sw - g.pl, w0 = std::max<Index>(left, 0), w1 = std::min(left + g.kw, g.W);
+      const Index o = ((n * g.OH + oh) * g.OW + ow) * g.C, cells = (h1 - h0) * (w1 - w0);
+      for (Index ih = h0; ih < h1; ++ih)
+        for (Index iw = w0; iw < w1; ++iw) f(o, ((n * g.H + ih) * g.W + iw) * g.C, (ih - top) * g.kw + (iw - left), cells);
+    }
+  }
+}
 
 template <class T>
 class PoolingBase : public UnaryLayer<T> {
@@ -51,11 +69,20 @@ class PoolingBase : public UnaryLayer<T> {
 
   struct State : CallState {
     std::vector<T> rem;  // max pooling backward: remaining gradient of one window, per range of samples
+    // Max pooling in training: for every output value, the window cell (row-major in the full
+    // window) of its first maximum, so the backward pass need not read the input again.
+    std::vector<std::int32_t> arg;
+    const T* arg_of = nullptr;  // the input `arg` was recorded for
   };
   std::unique_ptr<CallState> make_state() const override { return std::make_unique<State>(); }
 
-  void forward1(const Tensor<T>& x, Tensor<T>& y, CallState*, bool) override {
+  void forward1(const Tensor<T>& x, Tensor<T>& y, CallState* st, bool training) override {
     const Geom g = geom(x);
+    auto* s = static_cast<State*>(st);
+    // recording the argmax costs a little in the forward pass and spares the backward pass a
+    // read of the whole input; windows of more than 256 cells recompute instead
+    const bool record = training && s && kind_ == PoolKind::max && g.kh * g.kw <= 256;
+    if (s) s->arg_of = nullptr;
     Shape& os = detail::shape_scratch();
     os = x.shape();
     if (rank_ == 2) {
@@ -70,13 +97,37 @@ class PoolingBase : public UnaryLayer<T> {
     T* yd = y.data();
     const PoolKind kind = kind_;
     const Index total = g.N * g.OH;
+    if (record) s->arg.resize(static_cast<size_t>(y.size()));
     parallel_for(0, total, total * g.OW * C * g.kh * g.kw > 32768, [&](Index t) {
       const Index n = t / g.OH, oh = t % g.OH;
       const Index h0 = std::max<Index>(oh * g.sh - g.pt, 0), h1 = std::min(oh * g.sh - g.pt + g.kh, g.H);
       for (Index ow = 0; ow < g.OW; ++ow) {
         const Index w0 = std::max<Index>(ow * g.sw - g.pl, 0), w1 = std::min(ow * g.sw - g.pl + g.kw, g.W);
         T* yp = yd + (t * g.OW + ow) * C;
-        if (kind == PoolKind::max) {
+        if (record) {
+          std::int32_t* __restrict ap = s->arg.data() + (t * g.OW + ow) * C;
+          T* __restrict yr = yp;
+          const Index top = oh * g.sh - g.pt, left = ow * g.sw - g.pl;
+          bool first = true;
+          for (Index ih = h0; ih < h1; ++ih)
+            for (Index iw = w0; iw < w1; ++iw) {
+              const T* __restrict xp = xd + ((n * g.H + ih) * g.W + iw) * C;
+              const auto k = static_cast<std::int32_t>((ih - top) * g.kw + (iw - left));
+              if (first) {
+                std::copy(xp, xp + C, yr);
+                std::fill(ap, ap + C, k);
+                first = false;
+                continue;
+              }
+              GRAFT_SIMD
+              for (Index c = 0; c < C; ++c) {  // strictly greater: the first maximum stays
+                const T xv = xp[c], yv = yr[c];
+                const std::int32_t av = ap[c], gt = static_cast<std::int32_t>(xv > yv);
+                yr[c] = xv > yv ? xv : yv;     // unconditional stores (arithmetic select):
+                ap[c] = av + gt * (k - av);  // masked stores are slow on some x86 cores
+              }
+            }
+        } else if (kind == PoolKind::max) {
           const T* x0 = xd + ((n * g.H + h0) * g.W + w0) * C;
           std::copy(x0, x0 + C, yp);
           for (Index ih = h0; ih < h1; ++ih)
@@ -100,16 +151,33 @@ class PoolingBase : public UnaryLayer<T> {
         }
       }
     });
+    if (record) s->arg_of = xd;
   }
 
   void backward1(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx, CallState* st) override {
     if (!dx) return;
     const Geom g = geom(x);
-    dx->resize(x.shape());
-    dx->set_zero();
-    const Index C = g.C;
+    dx->resize(x.shape());  // zeroed sample by sample below, on the thread that fills it
+    const Index C = g.C, in_per = g.H * g.W * g.C;
     T* d = dx->data();
     const T* dyd = dy.data();
+    auto* s = static_cast<State*>(st);
+    if (kind_ == PoolKind::max && s->arg_of == x.data() && static_cast<Index>(s->arg.size()) == dy.size()) {
+      // the argmax recorded by the forward pass: each output's gradient goes to that cell
+      const std::int32_t* arg = s->arg.data();
+      parallel_for(0, g.N, g.N > 1 && g.OH * g.OW * C * g.kh * g.kw > 16384, [&](Index n) {
+        std::fill(d + n * in_per, d + (n + 1) * in_per, T(0));
+        for_each_window_cell(g, n, [&](Index o, Index cell, Index k, Index) {
+          const auto kk = static_cast<std::int32_t>(k);
+          const std::int32_t* __restrict ap = arg + o;
+          const T* __restrict gp = dyd + o;
+          T* __restrict da = d + cell;
+          GRAFT_SIMD
+          for (Index c = 0; c < C; ++c) da[c] += ap[c] == kk ? gp[c] : T(0);
+        });
+      });
+      return;
+    }
     if (kind_ == PoolKind::max) {
       // The gradient of each window goes to its first cell (row-major) holding the maximum:
       // scan the window in order, hand the remaining gradient to every cell equal to the
@@ -120,6 +188,7 @@ class PoolingBase : public UnaryLayer<T> {
       rem.resize(static_cast<size_t>(range_chunks(g.N) * C));
       parallel_ranges(g.N, g.N > 1 && g.OH * g.OW * C * g.kh * g.kw > 16384, [&](Index chunk, Index n0, Index n1) {
         T* r = rem.data() + chunk * C;
+        std::fill(d + n0 * in_per, d + n1 * in_per, T(0));
         for (Index n = n0; n < n1; ++n)
           for (Index oh = 0; oh < g.OH; ++oh) {
             const Index h0 = std::max<Index>(oh * g.sh - g.pt, 0), h1 = std::min(oh * g.sh - g.pt + g.kh, g.H);
@@ -148,20 +217,14 @@ class PoolingBase : public UnaryLayer<T> {
       return;
     }
     parallel_for(0, g.N, g.N > 1 && g.OH * g.OW * C * g.kh * g.kw > 16384, [&](Index n) {
-      for (Index oh = 0; oh < g.OH; ++oh) {
-        const Index h0 = std::max<Index>(oh * g.sh - g.pt, 0), h1 = std::min(oh * g.sh - g.pt + g.kh, g.H);
-        for (Index ow = 0; ow < g.OW; ++ow) {
-          const Index w0 = std::max<Index>(ow * g.sw - g.pl, 0), w1 = std::min(ow * g.sw - g.pl + g.kw, g.W);
-          const T inv = T(1) / static_cast<T>((h1 - h0) * (w1 - w0));
-          const T* gp = dyd + ((n * g.OH + oh) * g.OW + ow) * C;
-          for (Index ih = h0; ih < h1; ++ih)
-            for (Index iw = w0; iw < w1; ++iw) {
-              T* xp = d + ((n * g.H + ih) * g.W + iw) * C;
-              GRAFT_SIMD
-              for (Index c = 0; c < C; ++c) xp[c] += gp[c] * inv;
-            }
-        }
-      }
+      std::fill(d + n * in_per, d + (n + 1) * in_per, T(0));
+      for_each_window_cell(g, n, [&](Index o, Index cell, Index, Index cells) {
+        const T inv = T(1) / static_cast<T>(cells);
+        const T* gp = dyd + o;
+        T* xp = d + cell;
+        GRAFT_SIMD
+        for (Index c = 0; c < C; ++c) xp[c] += gp[c] * inv;
+      });
     });
   }
 
