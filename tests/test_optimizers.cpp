@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -244,6 +245,30 @@ TEST_CASE("RMSprop: epsilon inside the square root, momentum, centered", "[core]
     RMSprop<double> opt(0.02, 0.9, 0.5, 1e-7, true);
     compare(opt, rmsprop_ref(0.02, 0.9, 0.5, 1e-7, true));
   }
+}
+
+TEST_CASE("the optimizers' square root is correctly rounded on every processor", "[core][optimizers]") {
+  // Eigen's default float sqrt on AVX/AVX-512 packets is an rsqrt approximation whose error
+  // differs between Intel and AMD; RMSprop, Adam, Adagrad and squareplus use sqrt_exact.
+  auto check = [](auto zero) {
+    using T = decltype(zero);
+    Eigen::Array<T, Eigen::Dynamic, 1> x(1000), y;
+    for (Eigen::Index i = 0; i < x.size(); ++i)
+      x[i] = static_cast<T>(std::pow(1.0371, static_cast<double>(i % 500) - 250.0) * (1.0 + 0.001 * static_cast<double>(i)));
+    x[0] = T(0);
+    x[1] = T(629);
+    x[2] = std::numeric_limits<T>::infinity();
+    x[3] = std::numeric_limits<T>::denorm_min();
+    x[4] = std::numeric_limits<T>::min();
+    y = detail::sqrt_exact(x);
+    for (Eigen::Index i = 0; i < x.size(); ++i) {
+      INFO("sqrt(" << x[i] << ")");
+      CHECK(y[i] == std::sqrt(x[i]));
+    }
+    CHECK(std::isnan(detail::sqrt_exact(Eigen::Array<T, 16, 1>::Constant(T(-1)))[7]));
+  };
+  check(0.0f);
+  check(0.0);
 }
 
 TEST_CASE("Adam, AMSGrad, AdamW and Adagrad", "[core][optimizers]") {

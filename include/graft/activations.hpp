@@ -8,6 +8,7 @@
 #include <string>
 
 #include "graft/core/errors.hpp"
+#include "graft/core/exact_math.hpp"
 #include "graft/core/tensor.hpp"
 
 namespace graft {
@@ -232,7 +233,7 @@ class ActivationFn {
           y[i] = x <= T(-1) ? T(0) : (x < T(1) ? T(0.25) * (x + 1) * (x + 1) : x);
         }
         break;
-      case squareplus: Y = (Z + (Z * Z + p).sqrt()) / T(2); break;
+      case squareplus: Y = (Z + detail::sqrt_exact(Z * Z + p)) / T(2); break;
       case sparse_sigmoid:
         for (Index i = 0; i < n; ++i) {
           T x = z[i];
@@ -359,7 +360,7 @@ class ActivationFn {
         break;
       case squareplus: {
         auto Z = Zm();
-        DZ = DY * (T(1) + Z / (Z * Z + p).sqrt()) / T(2);
+        DZ = DY * (T(1) + Z / detail::sqrt_exact(Z * Z + p)) / T(2);
         break;
       }
       case sparse_sigmoid: {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "graft/core/errors.hpp"
+#include "graft/core/exact_math.hpp"
 #include "graft/core/param.hpp"
 #include "graft/train/schedules.hpp"
 
@@ -245,11 +246,11 @@ class RMSprop : public Optimizer<T> {
     if (centered_) {
       auto A = s[k].array();
       A = rho * A + (T(1) - rho) * G;
-      if (mom) mom->array() = static_cast<T>(momentum_) * mom->array() + (lr * G) / (V - A.square() + eps).sqrt();
-      else P -= (lr * G) / (V - A.square() + eps).sqrt();
+      if (mom) mom->array() = static_cast<T>(momentum_) * mom->array() + (lr * G) / detail::sqrt_exact(V - A.square() + eps);
+      else P -= (lr * G) / detail::sqrt_exact(V - A.square() + eps);
     } else {
-      if (mom) mom->array() = static_cast<T>(momentum_) * mom->array() + (lr * G) / (V + eps).sqrt();
-      else P -= (lr * G) / (V + eps).sqrt();
+      if (mom) mom->array() = static_cast<T>(momentum_) * mom->array() + (lr * G) / detail::sqrt_exact(V + eps);
+      else P -= (lr * G) / detail::sqrt_exact(V + eps);
     }
     if (mom) P -= mom->array();
   }
@@ -301,9 +302,9 @@ class Adam : public Optimizer<T> {
     if (amsgrad_) {
       auto VH = s[2].array();
       VH = VH.max(V);
-      p.value.array() -= (M * alpha) / (VH.sqrt() + eps);
+      p.value.array() -= (M * alpha) / (detail::sqrt_exact(VH) + eps);
     } else {
-      p.value.array() -= (M * alpha) / (V.sqrt() + eps);
+      p.value.array() -= (M * alpha) / (detail::sqrt_exact(V) + eps);
     }
   }
   void add_config(nlohmann::json& c) const override {
@@ -335,7 +336,7 @@ class Adagrad : public Optimizer<T> {
     auto A = s[0].array();
     auto G = g.array();
     A += G.square();
-    p.value.array() -= (lr * G) / (A + static_cast<T>(eps_)).sqrt();
+    p.value.array() -= (lr * G) / detail::sqrt_exact(A + static_cast<T>(eps_));
   }
   void add_config(nlohmann::json& c) const override {
     c["initial_accumulator_value"] = init_;
