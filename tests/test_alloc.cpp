@@ -363,6 +363,22 @@ TEST_CASE("on two threads, training allocates only while the pool's buffers firs
   CHECK(n + later < 10);
 }
 
+namespace {
+/// The float product kernels this processor can run (0: Eigen, 1: AVX2, 2: AVX-512), best last.
+std::vector<int> float_kernels() {
+  std::vector<int> k{0};
+#ifdef GRAFT_SGEMM
+  for (int i = 1; i <= static_cast<int>(detail::sgemm::detected_isa()); ++i) k.push_back(i);
+#endif
+  return k;
+}
+void restore_float_kernel() {
+#ifdef GRAFT_SGEMM
+  detail::sgemm::set_isa(detail::sgemm::detected_isa());
+#endif
+}
+}  // namespace
+
 TEST_CASE("graft::gemm matches a naive product for every transpose, stride and size", "[core][alloc][gemm]") {
   auto check = [](auto zero, bool ta, bool tb, Index M, Index N, Index K, double alpha, double beta, Index pad) {
     using T = decltype(zero);
@@ -399,13 +415,21 @@ TEST_CASE("graft::gemm matches a naive product for every transpose, stride and s
     CHECK(padding_kept);
   };
   // Shapes of the models (batch 32 dense layers, im2col convolutions), and sizes that leave
-  // partial tiles in every direction (the AVX2 kernel's tiles are 6x16 and 4x24, its depth
-  // blocks at most 256; leading dimensions that are multiples of 16 take other paths).
+  // partial tiles in every direction (the AVX2 kernel's tiles are 6x16 and 4x24, the AVX-512
+  // kernel's 16x16, 12x32, 8x48 and 6x64, depth blocks at most 256; leading dimensions that are
+  // multiples of 16 take other paths). Every float kernel this processor has is checked.
   const Index sizes[][3] = {{1, 1, 1},     {1, 5, 3},      {5, 1, 3},      {3, 4, 5},      {32, 300, 784},
                             {784, 300, 32}, {32, 784, 300}, {32, 100, 300}, {17, 33, 65},  {300, 37, 5},
                             {2, 700, 3},   {700, 2, 9},    {64, 64, 64},   {33, 513, 129}, {1568, 64, 288},
                             {7, 23, 257},  {5, 25, 513},   {129, 17, 300}, {32, 256, 40},  {200, 128, 33},
-                            {13, 1024, 9}, {6, 16, 8},     {4, 24, 8},     {97, 47, 1000}};
+                            {13, 1024, 9}, {6, 16, 8},     {4, 24, 8},     {97, 47, 1000}, {16, 17, 5},
+                            {31, 49, 300}, {12, 32, 7},    {9, 32, 600},   {25, 64, 3},    {40, 96, 20},
+                            {44, 80, 11},  {8, 48, 16}};
+  for (int isa : float_kernels()) {
+#ifdef GRAFT_SGEMM
+    detail::sgemm::set_isa(static_cast<detail::sgemm::Isa>(isa));
+#endif
+    INFO("float kernel " << isa);
   for (int threads : {1, 2}) {
     graft::set_num_threads(threads);
     for (const auto& s : sizes)
@@ -415,9 +439,12 @@ TEST_CASE("graft::gemm matches a naive product for every transpose, stride and s
             if (pad && s[0] * s[1] * s[2] > 1000000) continue;  // the naive reference is slow: big shapes once
             check(0.0f, ta != 0, tb != 0, s[0], s[1], s[2], 1.0, pad ? 0.0 : 1.0, pad);
             check(0.0f, ta != 0, tb != 0, s[0], s[1], s[2], 0.5, pad ? 0.7 : 0.0, pad);
-            if (threads == 1) check(0.0, ta != 0, tb != 0, s[0], s[1], s[2], 0.5, pad ? 0.7 : 0.0, pad);
+            if (threads == 1 && isa == float_kernels().back())
+              check(0.0, ta != 0, tb != 0, s[0], s[1], s[2], 0.5, pad ? 0.7 : 0.0, pad);
           }
   }
+  }
+  restore_float_kernel();
   graft::set_num_threads(0);
   // beta == 0 ignores C, NaNs included; the result does not depend on the thread count
   for (int ta = 0; ta < 2; ++ta)
@@ -440,4 +467,37 @@ TEST_CASE("graft::gemm matches a naive product for every transpose, stride and s
   std::vector<float> c{1, 2, 3, 4};
   gemm<float>(false, false, 2, 2, 0, 1.0f, nullptr, 1, nullptr, 2, 0.5f, c.data(), 2);
   CHECK(c == std::vector<float>{0.5f, 1, 1.5f, 2});
+}
+
+TEST_CASE("graft's AVX2 and AVX-512 float kernels give the same bits", "[core][gemm]") {
+#ifdef GRAFT_SGEMM
+  namespace sg = detail::sgemm;
+  if (sg::detected_isa() != sg::Isa::avx512) {
+    WARN("this processor has no AVX-512: nothing to compare");
+    return;
+  }
+  const Index sizes[][3] = {{32, 300, 784}, {784, 300, 32}, {32, 100, 300}, {17, 33, 65}, {196, 64, 288},
+                            {288, 64, 600}, {113, 288, 64}, {9, 32, 1000}, {256, 300, 784}, {5, 7, 3}};
+  for (const auto& s : sizes)
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb)
+        for (float beta : {0.0f, 0.5f}) {
+          const Index M = s[0], N = s[1], K = s[2];
+          Rng r(static_cast<std::uint64_t>(M + N + K));
+          std::vector<float> A(static_cast<size_t>(M * K)), B(static_cast<size_t>(K * N)), C0(static_cast<size_t>(M * N));
+          for (auto& v : A) v = static_cast<float>(r.uniform(-1, 1));
+          for (auto& v : B) v = static_cast<float>(r.uniform(-1, 1));
+          for (auto& v : C0) v = static_cast<float>(r.uniform(-1, 1));
+          std::vector<float> c2 = C0, c5 = C0;
+          sg::set_isa(sg::Isa::avx2);
+          gemm<float>(ta != 0, tb != 0, M, N, K, 0.75f, A.data(), ta ? M : K, B.data(), tb ? K : N, beta, c2.data(), N);
+          sg::set_isa(sg::Isa::avx512);
+          gemm<float>(ta != 0, tb != 0, M, N, K, 0.75f, A.data(), ta ? M : K, B.data(), tb ? K : N, beta, c5.data(), N);
+          INFO("ta " << ta << " tb " << tb << " M " << M << " N " << N << " K " << K << " beta " << beta);
+          CHECK(c2 == c5);
+        }
+  restore_float_kernel();
+#else
+  WARN("graft's own float kernels are not built on this platform");
+#endif
 }

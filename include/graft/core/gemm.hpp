@@ -1,8 +1,9 @@
 // graft — the one matrix-product entry point every layer uses, so the kernel behind it can be
 // tuned in one place. Row-major operands with leading dimensions.
 //
-// float products on x86-64 built with AVX2 and FMA run graft's own kernel (core/sgemm_avx2.hpp).
-// Other large products run Eigen's GEBP kernel (general_matrix_matrix_product) directly, with
+// float products on x86-64 processors with AVX2 and FMA run graft's own kernels (core/sgemm.hpp,
+// AVX-512 where the processor has it), chosen at run time whatever the build flags. Other large
+// products (double; float on other processors) run Eigen's GEBP kernel (general_matrix_matrix_product) directly, with
 // packing buffers that persist per thread and only grow: Eigen's expression path allocates its
 // blocking buffers on the heap for every product above its stack limit (128 KB) and for every
 // parallel product, which would break the allocation-free steady state of training. Either way,
@@ -23,9 +24,9 @@
 #if EIGEN_VERSION_AT_LEAST(3, 4, 0)
 #define GRAFT_GEMM_PERSISTENT_BLOCKING 1
 #endif
-#if defined(__AVX2__) && defined(__FMA__) && (defined(__x86_64__) || defined(_M_X64)) && !defined(GRAFT_NO_SGEMM)
-#define GRAFT_SGEMM_AVX2 1
-#include "graft/core/sgemm_avx2.hpp"
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && !defined(GRAFT_NO_SGEMM)
+#define GRAFT_SGEMM 1
+#include "graft/core/sgemm.hpp"
 #endif
 
 namespace graft {
@@ -146,19 +147,27 @@ void gemm(bool trans_a, bool trans_b, Index M, Index N, Index K, T alpha, const 
   // op(A) rows [r0, r0 + rows) start at a_at(r0); op(B) columns [c0, c0 + cols) at b_at(c0)
   const auto a_at = [&](Index r0) { return trans_a ? A + r0 : A + r0 * lda; };
   const auto b_at = [&](Index c0) { return trans_b ? B + c0 * ldb : B + c0; };
-#ifdef GRAFT_SGEMM_AVX2
+#ifdef GRAFT_SGEMM
   if constexpr (std::is_same<T, float>::value) {
-    if (!small) {
+    namespace sg = detail::sgemm;
+    const sg::Isa isa = small ? sg::Isa::none : sg::isa();
+    if (isa != sg::Isa::none) {
       auto run = [&](auto product) {
         detail::for_each_panel(M, N, K, [&](Index r0, Index rows, Index c0, Index cols) {
           product(rows, cols, K, alpha, a_at(r0), lda, b_at(c0), ldb, beta, C + r0 * ldc + c0, ldc);
         });
       };
-      namespace sg = detail::sgemm;
-      if (!trans_a && !trans_b) run(sg::run<false, false>);
-      else if (trans_a && !trans_b) run(sg::run<true, false>);
-      else if (!trans_a && trans_b) run(sg::run<false, true>);
-      else run(sg::run<true, true>);
+      if (isa == sg::Isa::avx512) {
+        if (!trans_a && !trans_b) run(sg::run_avx512<false, false>);
+        else if (trans_a && !trans_b) run(sg::run_avx512<true, false>);
+        else if (!trans_a && trans_b) run(sg::run_avx512<false, true>);
+        else run(sg::run_avx512<true, true>);
+      } else {
+        if (!trans_a && !trans_b) run(sg::run_avx2<false, false>);
+        else if (trans_a && !trans_b) run(sg::run_avx2<true, false>);
+        else if (!trans_a && trans_b) run(sg::run_avx2<false, true>);
+        else run(sg::run_avx2<true, true>);
+      }
       return;
     }
   }
