@@ -6,7 +6,7 @@
 //       trunk + a new Dense(1, sigmoid) head) and DIR/cnn.h5 (the small CNN), seeded: the
 //       initial weights both frameworks start from.
 //   graft_bench run WORKLOAD --weights DIR [--data DIR] [--threads N] [--samples N] [--epochs N]
-//                   [--no-shuffle] [--dump FILE]
+//                   [--no-shuffle] [--dump FILE] [--min-time S]
 //       WORKLOAD: mlp_train | mlp_predict256 | mlp_predict1 | finetune_frozen | cnn_train |
 //                 cnn_predict | load. Prints one line "RESULT {json}" (samples/s, seconds, loss,
 //                 peak RSS in kB).
@@ -43,6 +43,7 @@ struct Args {
   int epochs = 0;     // 0: the workload's default
   bool shuffle = true;
   std::uint64_t seed = 1234;
+  double min_time = 0;  // repeat whole epochs / predict passes until this many seconds have passed
 };
 
 [[noreturn]] void die(const std::string& m) {
@@ -75,6 +76,7 @@ Args parse(int argc, char** argv) {
     else if (f == "--epochs") a.epochs = std::stoi(val());
     else if (f == "--seed") a.seed = std::stoull(val());
     else if (f == "--no-shuffle") a.shuffle = false;
+    else if (f == "--min-time") a.min_time = std::stod(val());
     else die("unknown option " + f);
   }
   return a;
@@ -181,8 +183,10 @@ struct Result {
   double extra = -1;  // load: the first load's time
 };
 
-/// Three warm-up steps on the first batch (both twins do the same), then `epochs` of fit.
-Result train(graft::Model<float>& m, const graft::data::Dataset<float>& d, int epochs, bool shuffle, std::uint64_t seed) {
+/// Three warm-up steps on the first batch (both twins do the same), then `epochs` of fit, then
+/// more single epochs until `min_time` seconds have passed (both twins do the same).
+Result train(graft::Model<float>& m, const graft::data::Dataset<float>& d, int epochs, bool shuffle, std::uint64_t seed,
+             double min_time) {
   const Index w = std::min<Index>(32, d.size());
   std::vector<Tensor<float>> wx{d.x.slice_rows(0, w)}, wy{d.y.slice_rows(0, w)};
   for (int i = 0; i < 3; ++i) m.train_on_batch(wx, wy);
@@ -194,20 +198,30 @@ Result train(graft::Model<float>& m, const graft::data::Dataset<float>& d, int e
   o.seed = seed;
   auto t0 = Clock::now();
   graft::History h = m.fit(d.x, d.y, o);
+  int done = epochs;
+  for (o.epochs = 1; seconds(t0) < min_time; ++done) {
+    o.seed = seed + static_cast<std::uint64_t>(done);
+    h = m.fit(d.x, d.y, o);
+  }
   Result r;
   r.secs = seconds(t0);
-  r.samples = d.size() * epochs;
+  r.samples = d.size() * done;
   r.loss = h["loss"].back();
   return r;
 }
 
-Result predict(graft::Model<float>& m, const Tensor<float>& x, Index batch, const std::string& dump_path) {
-  m.predict(x.slice_rows(0, std::min<Index>(x.dim(0), 20 * batch)), batch);  // warm-up: 20 batches, as the twin
+/// Warm-up (20 batches, as the twin), then whole predict passes over x until `min_time` seconds
+/// have passed (at least one).
+Result predict(graft::Model<float>& m, const Tensor<float>& x, Index batch, const std::string& dump_path,
+               double min_time) {
+  m.predict(x.slice_rows(0, std::min<Index>(x.dim(0), 20 * batch)), batch);
   auto t0 = Clock::now();
-  Tensor<float> y = m.predict(x, batch);
+  Tensor<float> y;
+  Index passes = 0;
+  for (; passes == 0 || seconds(t0) < min_time; ++passes) y = m.predict(x, batch);
   Result r;
   r.secs = seconds(t0);
-  r.samples = x.dim(0);
+  r.samples = x.dim(0) * passes;
   if (!dump_path.empty()) dump(dump_path, y);
   return r;
 }
@@ -235,7 +249,7 @@ Result run(const Args& a) {
     take_first(d, a.samples);
     auto m = graft::load_model<float>(w + "my_model_A.h5");
     m->compile(std::make_shared<graft::SGD<float>>(1e-3), "sparse_categorical_crossentropy");
-    return train(*m, d, a.epochs > 0 ? a.epochs : 1, a.shuffle, a.seed);
+    return train(*m, d, a.epochs > 0 ? a.epochs : 1, a.shuffle, a.seed, a.min_time);
   }
   if (wl == "finetune_frozen") {
     auto d = task_b(read_split(a.data, true));
@@ -243,7 +257,7 @@ Result run(const Args& a) {
     auto ma = graft::load_model<float>(w + "my_model_A.h5");
     auto b = b_on_a(*ma);
     graft::load_weights(*b, w + "my_model_B_on_A.h5");  // the head's initial weights
-    return train(*b, d, a.epochs > 0 ? a.epochs : 4, a.shuffle, a.seed);
+    return train(*b, d, a.epochs > 0 ? a.epochs : 4, a.shuffle, a.seed, a.min_time);
   }
   if (wl == "cnn_train") {
     auto d = read_split(a.data, true);
@@ -251,21 +265,21 @@ Result run(const Args& a) {
     add_channel_axis(d.x);
     auto m = graft::load_model<float>(w + "cnn.h5");
     m->compile(std::make_shared<graft::SGD<float>>(1e-2), "sparse_categorical_crossentropy");
-    return train(*m, d, a.epochs > 0 ? a.epochs : 1, a.shuffle, a.seed);
+    return train(*m, d, a.epochs > 0 ? a.epochs : 1, a.shuffle, a.seed, a.min_time);
   }
   if (wl == "mlp_predict256" || wl == "mlp_predict1") {
     const bool one = wl == "mlp_predict1";
     auto d = read_split(a.data, false);
     take_first(d, a.samples > 0 ? a.samples : (one ? 4000 : 10000));
     auto m = graft::load_model<float>(w + "my_model_A.h5");
-    return predict(*m, d.x, one ? 1 : 256, a.dump);
+    return predict(*m, d.x, one ? 1 : 256, a.dump, a.min_time);
   }
   if (wl == "cnn_predict") {
     auto d = read_split(a.data, false);
     take_first(d, a.samples > 0 ? a.samples : 5120);
     add_channel_axis(d.x);
     auto m = graft::load_model<float>(w + "cnn.h5");
-    return predict(*m, d.x, 256, a.dump);
+    return predict(*m, d.x, 256, a.dump, a.min_time);
   }
   die("unknown workload '" + wl + "'");
 }

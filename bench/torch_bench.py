@@ -7,7 +7,10 @@ same optimizer (plain SGD), same warm-up (three steps on the first batch). One w
 process; prints one line "RESULT {json}".
 
   torch_bench.py run WORKLOAD --weights DIR [--data DIR] [--threads N] [--samples N] [--epochs N] [--no-shuffle]
+                 [--min-time S]
   torch_bench.py check --weights DIR --dumps DIR [--data DIR]   (graft's predictions vs PyTorch's)
+  torch_bench.py blas    (GFLOP/s of the MLP's products through PyTorch's BLAS: bench/run uses it
+                          to pick OpenBLAS's best kernel set for this processor)
 
 PyTorch at its best: the softmax / sigmoid heads are trained through the fused log-softmax
 cross-entropy and BCE-with-logits losses (mathematically the Keras models; cheaper and stabler),
@@ -139,7 +142,7 @@ def model_cnn(path):
 
 # ---- workloads -------------------------------------------------------------------------------
 
-def train(model, x, y, loss_fn, lr, epochs, shuffle, seed):
+def train(model, x, y, loss_fn, lr, epochs, shuffle, seed, min_time):
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr)
     x = torch.from_numpy(x)
@@ -158,17 +161,20 @@ def train(model, x, y, loss_fn, lr, epochs, shuffle, seed):
     g = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
     total = 0.0
-    for _ in range(epochs):
+    done = 0
+    # the workload's epochs, then more whole epochs until min_time has passed (as graft_bench)
+    while done < epochs or time.perf_counter() - t0 < min_time:
         idx = torch.randperm(n, generator=g) if shuffle else torch.arange(n)
         total = 0.0
         for i in range(0, n, 32):
             bi = idx[i:i + 32]
             total += step(x[bi], y[bi]) * bi.shape[0]
+        done += 1
     secs = time.perf_counter() - t0
-    return n * epochs, secs, total / n
+    return n * done, secs, total / n
 
 
-def predict(model, x, batch, final):
+def predict(model, x, batch, final, min_time):
     model.eval()
     x = torch.from_numpy(x)
     n = x.shape[0]
@@ -177,13 +183,16 @@ def predict(model, x, batch, final):
             final(model(x[i:i + batch]))
         t0 = time.perf_counter()
         out = None
-        for i in range(0, n, batch):
-            yb = final(model(x[i:i + batch]))
-            if out is None:
-                out = torch.empty((n,) + tuple(yb.shape[1:]))
-            out[i:i + batch] = yb
+        passes = 0
+        while passes == 0 or time.perf_counter() - t0 < min_time:  # whole passes until min_time (as graft_bench)
+            for i in range(0, n, batch):
+                yb = final(model(x[i:i + batch]))
+                if out is None:
+                    out = torch.empty((n,) + tuple(yb.shape[1:]))
+                out[i:i + batch] = yb
+            passes += 1
         secs = time.perf_counter() - t0
-    return n, secs, out
+    return n * passes, secs, out
 
 
 def take(x, y, n):
@@ -206,25 +215,25 @@ def run(a):
     elif wl == "mlp_train":
         x, y = take(*task_a(*read_split(a.data, True)), a.samples)
         m = model_a(w + "my_model_A.h5")
-        samples, secs, loss = train(m, x, y, F.cross_entropy, 1e-3, a.epochs or 1, a.shuffle, a.seed)
+        samples, secs, loss = train(m, x, y, F.cross_entropy, 1e-3, a.epochs or 1, a.shuffle, a.seed, a.min_time)
     elif wl == "finetune_frozen":
         x, y = take(*task_b(*read_split(a.data, True)), a.samples)
         m = model_b_on_a(w + "my_model_B_on_A.h5")
-        samples, secs, loss = train(m, x, y, F.binary_cross_entropy_with_logits, 1e-3, a.epochs or 4, a.shuffle, a.seed)
+        samples, secs, loss = train(m, x, y, F.binary_cross_entropy_with_logits, 1e-3, a.epochs or 4, a.shuffle, a.seed, a.min_time)
     elif wl == "cnn_train":
         x, y = take(*read_split(a.data, True), a.samples or 6400)
         x = x.reshape(-1, 1, 28, 28)
         m = model_cnn(w + "cnn.h5")
-        samples, secs, loss = train(m, x, y.astype(np.int64), F.cross_entropy, 1e-2, a.epochs or 1, a.shuffle, a.seed)
+        samples, secs, loss = train(m, x, y.astype(np.int64), F.cross_entropy, 1e-2, a.epochs or 1, a.shuffle, a.seed, a.min_time)
     elif wl in ("mlp_predict256", "mlp_predict1"):
         one = wl == "mlp_predict1"
         x, _ = take(*read_split(a.data, False), a.samples or (4000 if one else 10000))
         m = model_a(w + "my_model_A.h5")
-        samples, secs, _ = predict(m, x, 1 if one else 256, lambda z: torch.softmax(z, 1))
+        samples, secs, _ = predict(m, x, 1 if one else 256, lambda z: torch.softmax(z, 1), a.min_time)
     elif wl == "cnn_predict":
         x, _ = take(*read_split(a.data, False), a.samples or 5120)
         m = model_cnn(w + "cnn.h5")
-        samples, secs, _ = predict(m, x.reshape(-1, 1, 28, 28), 256, lambda z: torch.softmax(z, 1))
+        samples, secs, _ = predict(m, x.reshape(-1, 1, 28, 28), 256, lambda z: torch.softmax(z, 1), a.min_time)
     else:
         sys.exit("torch_bench: unknown workload " + wl)
     r = {"framework": "pytorch", "workload": wl, "threads": a.threads, "samples": samples, "seconds": secs,
@@ -253,9 +262,27 @@ def check(a):
         sys.exit("torch_bench: the twins disagree (max difference %.3g)" % worst)
 
 
+def blas(a):
+    """Float products of the MLP's shapes (batch 32 and 256) through torch.mm: GFLOP/s, best of 5."""
+    torch.manual_seed(0)
+    shapes = [(32, 784, 300), (256, 784, 300), (32, 300, 100)]
+    rate = 0.0
+    for m, k, n in shapes:
+        x, w = torch.randn(m, k), torch.randn(k, n)
+        reps = max(3, int(2e8 / (2 * m * k * n)))
+        best = 0.0
+        for _ in range(5):
+            t = time.perf_counter()
+            for _ in range(reps):
+                torch.mm(x, w)
+            best = max(best, 2.0 * m * k * n * reps / (time.perf_counter() - t) / 1e9)
+        rate += best / len(shapes)
+    print("BLAS %.2f" % rate)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["run", "check"])
+    ap.add_argument("cmd", choices=["run", "check", "blas"])
     ap.add_argument("workload", nargs="?")
     ap.add_argument("--weights", default=".")
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
@@ -265,11 +292,15 @@ def main():
     ap.add_argument("--epochs", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--no-shuffle", dest="shuffle", action="store_false")
+    ap.add_argument("--min-time", type=float, default=0.0,
+                    help="repeat whole epochs / predict passes until this many seconds have passed")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     if a.cmd == "check":
         check(a)
+    elif a.cmd == "blas":
+        blas(a)
     else:
         run(a)
 

@@ -416,7 +416,7 @@ TEST_CASE("graft::gemm matches a naive product for every transpose, stride and s
   };
   // Shapes of the models (batch 32 dense layers, im2col convolutions), and sizes that leave
   // partial tiles in every direction (the AVX2 kernel's tiles are 6x16 and 4x24, the AVX-512
-  // kernel's 16x16, 12x32, 8x48 and 6x64, depth blocks at most 256; leading dimensions that are
+  // kernel's 16x16, 12x32 and 14x32, depth blocks at most 256; leading dimensions that are
   // multiples of 16 take other paths). Every float kernel this processor has is checked.
   const Index sizes[][3] = {{1, 1, 1},     {1, 5, 3},      {5, 1, 3},      {3, 4, 5},      {32, 300, 784},
                             {784, 300, 32}, {32, 784, 300}, {32, 100, 300}, {17, 33, 65},  {300, 37, 5},

@@ -7,8 +7,8 @@
 // convolution; on processors with two 512-bit FMA units the AVX-512 kernel doubles that
 // (bench/README.md). And a library cannot choose its host program's -m flags: a program built
 // for generic x86-64 would otherwise get SSE2 products. What pays:
-//   * micro-kernels of 12 accumulators (AVX2: 6x16 or 4x24) or 24 (AVX-512: 12x32, 8x48 or
-//     6x64), whichever pads the product less;
+//   * micro-kernels of 12 accumulators (AVX2: 6x16 or 4x24, whichever pads the product less) or
+//     16 to 28 (AVX-512: 16x16 for short products, else 12x32 or 14x32);
 //   * op(A) is read in place (broadcast from its rows or columns), never packed;
 //   * op(B) is packed into panels of the tile's width, with a vectorised 8x8 transpose when it is
 //     read transposed; when op(A) has few rows (each panel serves only a few tiles) and op(B) is
@@ -138,14 +138,20 @@ void run_avx2(Index M, Index N, Index K, float alpha, const float* A, Index lda,
 template <bool TA, bool TB>
 void run_avx512(Index M, Index N, Index K, float alpha, const float* A, Index lda, const float* B, Index ldb,
                 float beta, float* C, Index ldc) {
-  // 16 to 32 rows (a batch of 32, its row slices): 16x16 tiles, which measured fastest on them
-  // (their panels are reused by few row tiles, and a batch of 32 leaves no partial tile).
-  if (M >= 16 && M <= 32) return product<Avx512, 16, 1, TA, TB>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  // else 24 accumulators; the tile that pads the product less (12x32, then 8x48, then 6x64 on ties)
-  const Index a12 = padded_area(M, N, 12, 32), a8 = padded_area(M, N, 8, 48), a6 = padded_area(M, N, 6, 64);
-  if (a12 <= a8 && a12 <= a6) product<Avx512, 12, 2, TA, TB>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else if (a8 <= a6) product<Avx512, 8, 3, TA, TB>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else product<Avx512, 6, 4, TA, TB>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  // 8 columns or fewer (a softmax head): the AVX2 kernel's 8-wide registers (the same bits)
+  if (N <= 8) return run_avx2<TA, TB>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  // Short products (a batch of 32 or its row slices; a dense layer's 64-row groups) and narrow
+  // ones: 16x16 tiles, which measured fastest on them: each packed panel serves few row tiles,
+  // and 16 columns pad little.
+  if (M >= 16 && (M <= 32 || (M <= 64 && N <= 128)))
+    return product<Avx512, 16, 1, TA, TB>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  // else 12x32 or 14x32 (24 or 28 accumulators), whichever pads less: their packed panels (at
+  // most 256 x 32 floats) stay in a 48 KiB L1 while the row tiles stream past; wider panels
+  // (8x48, 6x64) measured slower on the 64-row groups of a dense layer's forward pass.
+  if (padded_area(M, N, 14, 32) < padded_area(M, N, 12, 32))
+    product<Avx512, 14, 2, TA, TB>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    product<Avx512, 12, 2, TA, TB>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 }  // namespace sgemm
