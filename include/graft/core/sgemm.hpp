@@ -88,7 +88,10 @@ void product(Index M, Index N, Index K, float alpha, const float* A, Index lda, 
   const Index blocks = (K + kMaxDepth - 1) / kMaxDepth;
   const Index depth = ((K + blocks - 1) / blocks + 7) / 8 * 8;
   const Index padded_n = (N + NR - 1) / NR * NR;
-  const bool b_in_place = !TB && M <= 128 && in_place_b_ok(ldb);
+  // op(B) read in place when row-major and few row tiles share each panel: with at most 32 rows
+  // (two or three tiles) even a panel whose rows alias L1 sets is re-read from L2 at most twice,
+  // cheaper than packing all of op(B) (a 3136 x 128 dense kernel for a batch of 32)
+  const bool b_in_place = !TB && (M <= 32 || (M <= 128 && in_place_b_ok(ldb)));
   float* packed = gemm_buffers<float>().b(static_cast<std::size_t>(depth * (b_in_place ? NR : padded_n)));
   constexpr Index row_block = kRowBlock / MR * MR;
   for (Index p = 0; p < K; p += depth) {

@@ -69,6 +69,7 @@ class ConvBase : public UnaryLayer<T> {
   struct State : CallState {
     Tensor<T> col;
     std::vector<T> bias_parts;  // backward: the bias gradient of each group of samples
+    std::vector<T> wt;          // backward: the kernel transposed, [filters, kh*kw*in]
     Shape cshape;
     ActStep<T> act;
     const T* col_of = nullptr;  // input whose whole-batch im2col sits in `col`
@@ -130,6 +131,15 @@ class ConvBase : public UnaryLayer<T> {
     // and the groups depend on the shapes only: the same sums on any thread count.
     const T* dz = s->act.prepare_backward(act_, y, dy);
     if (dx) dx->resize(x.shape());
+    // dcol = dz * kernel^T reads the kernel transposed: transpose it once here, rather than
+    // have every block's product pack it again
+    const T* wt = nullptr;
+    if (dx) {
+      s->wt.resize(static_cast<size_t>(K * F));
+      for (Index k = 0; k < K; ++k)
+        for (Index f = 0; f < F; ++f) s->wt[static_cast<size_t>(f * K + k)] = w[k * F + f];
+      wt = s->wt.data();
+    }
     if (!act_.is_linear() || dx || bgrad) {
       const Index cap = std::max<Index>(1, cell_block(g)), group = std::max<Index>(1, cap / std::max<Index>(1, per));
       const Index groups = (g.N + group - 1) / group, in_per = g.H * g.W * g.C;
@@ -141,14 +151,14 @@ class ConvBase : public UnaryLayer<T> {
         if (bgrad) column_sums(dz + n0 * per * F, (n1 - n0) * per, F, F, s->bias_parts.data() + t * F, false);
         if (!dx) return;
         if (g.pointwise()) {  // dx rows are the dcol rows
-          gemm<T>(false, true, (n1 - n0) * per, K, F, T(1), dz + n0 * per * F, F, w, F, T(0), dx->data() + n0 * per * K, K);
+          gemm<T>(false, false, (n1 - n0) * per, K, F, T(1), dz + n0 * per * F, F, wt, K, T(0), dx->data() + n0 * per * K, K);
           return;
         }
         std::fill(dx->data() + n0 * in_per, dx->data() + n1 * in_per, T(0));
         T* dcol = thread_scratch<T>(std::min(cap, (n1 - n0) * per) * K);
         for (Index q0 = n0 * per, end = n1 * per; q0 < end; q0 += cap) {
           const Index rows = std::min(cap, end - q0);
-          gemm<T>(false, true, rows, K, F, T(1), dz + q0 * F, F, w, F, T(0), dcol, K);
+          gemm<T>(false, false, rows, K, F, T(1), dz + q0 * F, F, wt, K, T(0), dcol, K);
           col2im_add_cells(dcol, g, q0, q0 + rows, dx->data());
         }
       });

@@ -61,13 +61,13 @@ class Dense : public UnaryLayer<T> {
       s->z.resize(y.shape());
       z = s->z.data();
     }
-    // Large batches (predict, evaluate) in groups of 64 rows, each done whole on one thread
+    // Large batches (predict, evaluate) in groups of 128 rows, each done whole on one thread
     // (product, bias, activation) while its rows are in that core's cache, when the kernel is
     // small enough (1 MiB) for every core to keep it in its L2 cache; otherwise, and for
     // training batches, one group whose product is split over the threads. The grouping
     // depends on the shapes only, so results do not depend on the thread count.
     const bool small_kernel = static_cast<double>(in) * static_cast<double>(units_) * sizeof(T) <= 1048576.0;
-    const Index group = rows >= 128 && small_kernel ? 64 : std::max<Index>(rows, 1);
+    const Index group = rows >= 256 && small_kernel ? 128 : std::max<Index>(rows, 1);
     const Index groups = (rows + group - 1) / group;  // 0 for an empty batch
     const double work = static_cast<double>(rows) * static_cast<double>(in) * static_cast<double>(units_);
     detail::parallel_for(0, groups, groups > 1 && work > 1e6, [&](Index t) {
