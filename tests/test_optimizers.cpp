@@ -616,3 +616,119 @@ TEST_CASE("slot variables come in Keras order", "[core][optimizers]") {
     CHECK(a.slot_variables().empty());
   }
 }
+
+namespace {
+
+/// The same optimizer updating each variable whole (update_step) instead of in slices.
+template <class O>
+struct Whole : O {
+  using O::O;
+  bool elementwise() const override { return false; }
+};
+
+/// A custom optimizer that only overrides update_step (sign SGD).
+struct SignSGD : Optimizer<float> {
+  SignSGD() : Optimizer<float>("sign_sgd", 0.5) {}
+  std::string class_name() const override { return "SignSGD"; }
+
+ protected:
+  std::vector<std::vector<std::string>> slot_groups() const override { return {}; }
+  void update_step(Param<float>& p, const Tensor<float>& g, std::vector<Tensor<float>>&, float lr) override {
+    for (Index i = 0; i < p.value.size(); ++i) p.value[i] -= lr * (g[i] > 0 ? 1.f : (g[i] < 0 ? -1.f : 0.f));
+  }
+  void add_config(json&) const override {}
+};
+
+/// Claims to be element-wise but implements neither update_step nor update_slice.
+struct Incomplete : Optimizer<float> {
+  Incomplete() : Optimizer<float>("incomplete", 0.1) {}
+  std::string class_name() const override { return "Incomplete"; }
+
+ protected:
+  std::vector<std::vector<std::string>> slot_groups() const override { return {}; }
+  bool elementwise() const override { return true; }
+  void add_config(json&) const override {}
+};
+
+struct BigProblem {
+  Param<float> kernel, bias;
+  explicit BigProblem(Index n) {
+    kernel.value = Tensor<float>({n});
+    bias.value = Tensor<float>({7});
+    for (Index i = 0; i < n; ++i) kernel.value[i] = std::sin(0.37f * static_cast<float>(i));
+    for (Index i = 0; i < 7; ++i) bias.value[i] = 0.1f * static_cast<float>(i);
+  }
+  std::vector<Param<float>*> params() { return {&kernel, &bias}; }
+  void set_grads(int step) {
+    for (Param<float>* p : params()) {
+      p->grad = Tensor<float>(p->value.shape());
+      for (Index i = 0; i < p->grad.size(); ++i)
+        p->grad[i] = std::cos(1.3f * static_cast<float>(step) + 0.011f * static_cast<float>(i)) * (1 + i % 5);
+      p->grad_fresh = false;
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("large variables are updated in slices on graft's threads: the same bits as whole updates",
+          "[core][optimizers]") {
+  // 100 003 elements: 7 slices, the last one short and not a multiple of the SIMD width
+  auto check = [](Optimizer<float>& sliced, Optimizer<float>& whole) {
+    INFO(sliced.class_name());
+    for (int threads : {1, 2}) {
+      graft::set_num_threads(threads);
+      BigProblem a(100003), b(100003);
+      for (int s = 0; s < 3; ++s) {
+        a.set_grads(s);
+        b.set_grads(s);
+        sliced.apply(a.params());
+        whole.apply(b.params());
+      }
+      sliced.reset();
+      whole.reset();
+      for (Index i = 0; i < a.kernel.value.size(); ++i)
+        if (a.kernel.value[i] != b.kernel.value[i]) FAIL("element " << i << ": " << a.kernel.value[i] << " vs " << b.kernel.value[i]);
+      for (Index i = 0; i < 7; ++i) CHECK(a.bias.value[i] == b.bias.value[i]);
+      CHECK(a.kernel.value[5] != std::sin(0.37f * 5));  // it moved
+    }
+    graft::set_num_threads(0);
+  };
+  SGD<float> sgd(0.1);
+  Whole<SGD<float>> sgd_w(0.1);
+  check(sgd, sgd_w);
+  SGD<float> nesterov(0.1, 0.9, true);
+  Whole<SGD<float>> nesterov_w(0.1, 0.9, true);
+  check(nesterov, nesterov_w);
+  RMSprop<float> rms(0.01, 0.8, 0.5, 1e-7, true);
+  Whole<RMSprop<float>> rms_w(0.01, 0.8, 0.5, 1e-7, true);
+  check(rms, rms_w);
+  Adam<float> ams(0.01, 0.9, 0.999, 1e-7, true);
+  Whole<Adam<float>> ams_w(0.01, 0.9, 0.999, 1e-7, true);
+  ams.weight_decay = ams_w.weight_decay = 0.01;
+  check(ams, ams_w);
+  Adagrad<float> ada(0.05);
+  Whole<Adagrad<float>> ada_w(0.05);
+  check(ada, ada_w);
+}
+
+TEST_CASE("custom optimizers: update_step alone works; an element-wise one without update_slice is refused",
+          "[core][optimizers]") {
+  graft::set_num_threads(2);
+  BigProblem p(100003);
+  p.set_grads(0);
+  SignSGD sign;
+  sign.apply(p.params());
+  CHECK(p.kernel.value[0] == Approx(0.0f - 0.5f));  // sin(0) = 0, gradient cos(0) = 1 > 0
+  CHECK(p.bias.value[1] == Approx(0.1f - 0.5f));
+  Incomplete bad;
+  p.set_grads(1);
+  CHECK_THROWS_AS(bad.apply(p.params()), value_error);
+  try {
+    p.set_grads(1);
+    bad.apply(p.params());
+  } catch (const value_error& e) {
+    CHECK(std::string(e.what()).find("incomplete: an optimizer must override update_step") != std::string::npos);
+  }
+  graft::set_num_threads(0);
+}

@@ -5,7 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -14,6 +17,7 @@
 
 #include "graft/core/errors.hpp"
 #include "graft/core/exact_math.hpp"
+#include "graft/core/parallel.hpp"
 #include "graft/core/param.hpp"
 #include "graft/train/schedules.hpp"
 
@@ -88,7 +92,11 @@ class Optimizer {
       const T f = static_cast<T>(weight_decay) * lr;
       for (Param<T>* p : active_) p->value.array() -= p->value.array() * f;
     }
-    for (Param<T>* p : active_) update_step(*p, p->grad, slots_.at(p), lr);
+    if (elementwise()) {
+      update_in_slices(lr);
+    } else {
+      for (Param<T>* p : active_) update_step(*p, p->grad, slots_.at(p), lr);
+    }
     for (Param<T>* p : active_)
       if (p->constraint.active()) p->constraint.apply(p->value);
     ++iterations_;
@@ -135,7 +143,26 @@ class Optimizer {
   /// Per-variable slot names, grouped as Keras creates them (a group is interleaved per variable).
   virtual std::vector<std::vector<std::string>> slot_groups() const = 0;
   virtual T initial_slot_value(size_t) const { return T(0); }
-  virtual void update_step(Param<T>& p, const Tensor<T>& g, std::vector<Tensor<T>>& s, T lr) = 0;
+  /// The update of one variable `p` from its gradient `g`, slot variables `s` and this step's
+  /// learning rate. A custom optimizer overrides this one.
+  virtual void update_step(Param<T>& p, const Tensor<T>& g, std::vector<Tensor<T>>& s, T lr) {
+    update_slice(p.value, g, s, 0, p.value.size(), lr);
+  }
+  /// True when each element's update depends on that element alone (and on the step's scalars),
+  /// as in every built-in optimizer: apply() then calls update_slice on fixed slices of the
+  /// variables, on graft's threads when there is enough of them (same bits on any thread count).
+  virtual bool elementwise() const { return false; }
+  /// Elements [lo, lo + n) of update_step's update, for elementwise() optimizers.
+  virtual void update_slice(Tensor<T>&, const Tensor<T>&, std::vector<Tensor<T>>&, Index, Index, T) {
+    throw value_error(detail::cat(name_, ": an optimizer must override update_step, or elementwise() and update_slice"));
+  }
+  /// Elements [lo, lo + n) of a variable, a gradient or a slot, as an Eigen array.
+  static Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> seg(Tensor<T>& t, Index lo, Index n) {
+    return Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(t.data() + lo, n);
+  }
+  static Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> seg(const Tensor<T>& t, Index lo, Index n) {
+    return Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(t.data() + lo, n);
+  }
   virtual void add_config(json& c) const = 0;
 
   size_t slot_count() const {
@@ -168,6 +195,37 @@ class Optimizer {
     }
   }
 
+  /// Element-wise updates of every active variable, cut into slices of kSlice elements whatever
+  /// the thread count; run on graft's threads when there are at least kMinParallel elements in
+  /// all (the MLP's 266 k: 1.12x on 2 threads, each core updating what is in its own cache).
+  void update_in_slices(T lr) {
+    constexpr Index kSlice = 16384, kMinParallel = 65536;
+    slices_.clear();  // keeps its capacity: no allocation after the first step
+    Index total = 0;
+    for (size_t i = 0; i < active_.size(); ++i) {
+      const Index n = active_[i]->value.size();
+      for (Index lo = 0; lo < n; lo += kSlice) slices_.push_back({i, lo, std::min(kSlice, n - lo)});
+      total += n;
+    }
+    std::exception_ptr failed;  // a custom update_slice that throws: rethrown here, not on a worker
+    std::atomic<bool> any_failed{false};
+    detail::parallel_for(0, static_cast<Index>(slices_.size()), total >= kMinParallel, [&](Index k) {
+      const Slice& sl = slices_[static_cast<size_t>(k)];
+      Param<T>* p = active_[sl.var];
+      try {
+        update_slice(p->value, p->grad, slots_.at(p), sl.lo, sl.n, lr);
+      } catch (...) {
+        if (!any_failed.exchange(true)) failed = std::current_exception();
+      }
+    });
+    if (failed) std::rethrow_exception(failed);
+  }
+  struct Slice {
+    size_t var;
+    Index lo, n;
+  };
+  std::vector<Slice> slices_;
+
   std::string name_;
   double lr_;
   double decay_ = 0;
@@ -195,11 +253,12 @@ class SGD : public Optimizer<T> {
     if (momentum_ != 0) return {{"momentum"}};
     return {};
   }
-  void update_step(Param<T>& p, const Tensor<T>& g, std::vector<Tensor<T>>& s, T lr) override {
-    auto P = p.value.array();
-    auto G = g.array();
+  bool elementwise() const override { return true; }
+  void update_slice(Tensor<T>& w, const Tensor<T>& g, std::vector<Tensor<T>>& s, Index lo, Index n, T lr) override {
+    auto P = this->seg(w, lo, n);
+    auto G = this->seg(g, lo, n);
     if (momentum_ != 0) {
-      auto M = s[0].array();
+      auto M = this->seg(s[0], lo, n);
       const T mom = static_cast<T>(momentum_);
       M = -G * lr + M * mom;
       if (nesterov_) P += -G * lr + M * mom;
@@ -235,24 +294,25 @@ class RMSprop : public Optimizer<T> {
     if (centered_) g.push_back({"average_gradient"});
     return g;
   }
-  void update_step(Param<T>& p, const Tensor<T>& g, std::vector<Tensor<T>>& s, T lr) override {
-    auto P = p.value.array();
-    auto G = g.array();
+  bool elementwise() const override { return true; }
+  void update_slice(Tensor<T>& w, const Tensor<T>& g, std::vector<Tensor<T>>& s, Index lo, Index n, T lr) override {
+    auto P = this->seg(w, lo, n);
+    auto G = this->seg(g, lo, n);
     const T rho = static_cast<T>(rho_), eps = static_cast<T>(eps_);
-    auto V = s[0].array();
+    auto V = this->seg(s[0], lo, n);
     V = rho * V + (T(1) - rho) * G.square();
     size_t k = 1;
     Tensor<T>* mom = momentum_ > 0 ? &s[k++] : nullptr;
     if (centered_) {
-      auto A = s[k].array();
+      auto A = this->seg(s[k], lo, n);
       A = rho * A + (T(1) - rho) * G;
-      if (mom) mom->array() = static_cast<T>(momentum_) * mom->array() + (lr * G) / detail::sqrt_exact(V - A.square() + eps);
+      if (mom) this->seg(*mom, lo, n) = static_cast<T>(momentum_) * this->seg(*mom, lo, n) + (lr * G) / detail::sqrt_exact(V - A.square() + eps);
       else P -= (lr * G) / detail::sqrt_exact(V - A.square() + eps);
     } else {
-      if (mom) mom->array() = static_cast<T>(momentum_) * mom->array() + (lr * G) / detail::sqrt_exact(V + eps);
+      if (mom) this->seg(*mom, lo, n) = static_cast<T>(momentum_) * this->seg(*mom, lo, n) + (lr * G) / detail::sqrt_exact(V + eps);
       else P -= (lr * G) / detail::sqrt_exact(V + eps);
     }
-    if (mom) P -= mom->array();
+    if (mom) P -= this->seg(*mom, lo, n);
   }
   void add_config(nlohmann::json& c) const override {
     c["rho"] = rho_;
@@ -289,22 +349,23 @@ class Adam : public Optimizer<T> {
     if (amsgrad_) g.push_back({"velocity_hat"});
     return g;
   }
-  void update_step(Param<T>& p, const Tensor<T>& g, std::vector<Tensor<T>>& s, T lr) override {
+  bool elementwise() const override { return true; }
+  void update_slice(Tensor<T>& w, const Tensor<T>& g, std::vector<Tensor<T>>& s, Index lo, Index n, T lr) override {
     const T t = static_cast<T>(this->iterations() + 1);
     const T b1 = static_cast<T>(b1_), b2 = static_cast<T>(b2_), eps = static_cast<T>(eps_);
     const T b1p = std::pow(b1, t), b2p = std::pow(b2, t);
     const T alpha = lr * std::sqrt(T(1) - b2p) / (T(1) - b1p);
-    auto G = g.array();
-    auto M = s[0].array();
-    auto V = s[1].array();
+    auto G = this->seg(g, lo, n);
+    auto M = this->seg(s[0], lo, n);
+    auto V = this->seg(s[1], lo, n);
     M += (G - M) * (T(1) - b1);
     V += (G.square() - V) * (T(1) - b2);
     if (amsgrad_) {
-      auto VH = s[2].array();
+      auto VH = this->seg(s[2], lo, n);
       VH = VH.max(V);
-      p.value.array() -= (M * alpha) / (detail::sqrt_exact(VH) + eps);
+      this->seg(w, lo, n) -= (M * alpha) / (detail::sqrt_exact(VH) + eps);
     } else {
-      p.value.array() -= (M * alpha) / (detail::sqrt_exact(V) + eps);
+      this->seg(w, lo, n) -= (M * alpha) / (detail::sqrt_exact(V) + eps);
     }
   }
   void add_config(nlohmann::json& c) const override {
@@ -332,11 +393,12 @@ class Adagrad : public Optimizer<T> {
  protected:
   std::vector<std::vector<std::string>> slot_groups() const override { return {{"accumulator"}}; }
   T initial_slot_value(size_t) const override { return static_cast<T>(init_); }
-  void update_step(Param<T>& p, const Tensor<T>& g, std::vector<Tensor<T>>& s, T lr) override {
-    auto A = s[0].array();
-    auto G = g.array();
+  bool elementwise() const override { return true; }
+  void update_slice(Tensor<T>& w, const Tensor<T>& g, std::vector<Tensor<T>>& s, Index lo, Index n, T lr) override {
+    auto A = this->seg(s[0], lo, n);
+    auto G = this->seg(g, lo, n);
     A += G.square();
-    p.value.array() -= (lr * G) / detail::sqrt_exact(A + static_cast<T>(eps_));
+    this->seg(w, lo, n) -= (lr * G) / detail::sqrt_exact(A + static_cast<T>(eps_));
   }
   void add_config(nlohmann::json& c) const override {
     c["initial_accumulator_value"] = init_;
