@@ -53,7 +53,8 @@ inline Isa detected_isa() {
 }
 
 /// The kernel in use: the best detected one, or a lower one chosen by GRAFT_SGEMM=avx2|eigen in
-/// the environment (read once) or by set_isa (tests, benchmarks). Never one the processor lacks.
+/// the environment (read once; any other value keeps the best) or by set_isa (tests,
+/// benchmarks). Never one the processor lacks.
 inline std::atomic<int>& isa_setting() {
   static std::atomic<int> v{[] {
     int best = static_cast<int>(detected_isa());
@@ -77,6 +78,20 @@ inline Isa set_isa(Isa want) {
 inline bool in_place_b_ok(Index ldb) {
   if (ldb % 16 != 0) return true;
   return 64 / std::gcd(ldb / 16, Index(64)) >= 32;  // 64 sets of 64-byte lines in a 32 KiB, 8-way L1
+}
+
+/// The tile at (a, c): mr (<= MR) rows, nr (<= Arch::kWidth * NV) columns, run by Arch's kernel
+/// with the fewest registers of columns and rows that covers it (less work on padding).
+template <class Arch, int MR, int NV, bool TA>
+void tile(int mr, int nr, Index kc, const float* a, Index lda, const float* b, Index ldbp, float* c, Index ldc,
+          float alpha, float beta, bool first) {
+  if constexpr (NV > 1) {
+    if (nr <= Arch::kWidth * (NV - 1)) return tile<Arch, MR, NV - 1, TA>(mr, nr, kc, a, lda, b, ldbp, c, ldc, alpha, beta, first);
+  }
+  if constexpr (MR > 1) {
+    if (mr < MR) return tile<Arch, MR - 1, NV, TA>(mr, nr, kc, a, lda, b, ldbp, c, ldc, alpha, beta, first);
+  }
+  Arch::template kernel<MR, NV, TA>(kc, a, lda, b, ldbp, c, ldc, nr, alpha, beta, first);
 }
 
 /// C (row-major, ldc) = alpha * op(A) * op(B) + beta * C with kernel family Arch and MR x NV
@@ -117,7 +132,7 @@ void product(Index M, Index N, Index K, float alpha, const float* A, Index lda, 
         for (Index i = i0; i < i0 + mc; i += MR) {
           const int mr = static_cast<int>(std::min<Index>(MR, i0 + mc - i));
           const float* a = TA ? A + p * lda + i : A + i * lda + p;
-          Arch::template tile<MR, NV, TA>(mr, nr, kc, a, lda, panel, ldbp, C + i * ldc + j, ldc, alpha, beta, first);
+          tile<Arch, MR, NV, TA>(mr, nr, kc, a, lda, panel, ldbp, C + i * ldc + j, ldc, alpha, beta, first);
         }
       }
     }

@@ -91,16 +91,6 @@ struct Avx2 {
     }
   }
 
-  /// The kernel for the `mr` (<= MR) rows left at the bottom of op(A).
-  template <int MR, int NV, bool TA>
-  static void kernel_rows(int mr, Index kc, const float* a, Index lda, const float* b, Index ldbp, float* c, Index ldc,
-                          int nr, float alpha, float beta, bool first) {
-    if constexpr (MR > 1) {
-      if (mr < MR) return kernel_rows<MR - 1, NV, TA>(mr, kc, a, lda, b, ldbp, c, ldc, nr, alpha, beta, first);
-    }
-    kernel<MR, NV, TA>(kc, a, lda, b, ldbp, c, ldc, nr, alpha, beta, first);
-  }
-
   GRAFT_TARGET_AVX2 static inline void transpose8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5, __m256& r6,
                          __m256& r7) {
     const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
@@ -171,16 +161,6 @@ struct Avx2 {
       }
       out += kc * NR;
     }
-  }
-
-  /// The tile at (a, c): mr (<= MR) rows, nr (<= 8*NV) columns; a narrower kernel for the last
-  /// columns when they fit one (less work on padding).
-  template <int MR, int NV, bool TA>
-  static void tile(int mr, int nr, Index kc, const float* a, Index lda, const float* b, Index ldbp, float* c, Index ldc,
-                   float alpha, float beta, bool first) {
-    if (NV > 1 && nr <= 8) kernel_rows<MR, 1, TA>(mr, kc, a, lda, b, ldbp, c, ldc, nr, alpha, beta, first);
-    else if (NV > 2 && nr <= 16) kernel_rows<MR, 2, TA>(mr, kc, a, lda, b, ldbp, c, ldc, nr, alpha, beta, first);
-    else kernel_rows<MR, NV, TA>(mr, kc, a, lda, b, ldbp, c, ldc, nr, alpha, beta, first);
   }
 };
 

@@ -90,27 +90,6 @@ struct Avx512 {
       }
     }
   }
-
-  /// The tile at (a, c): mr (<= MR) rows, nr (<= 16*NV) columns, the narrowest kernel that
-  /// covers nr.
-  template <int MR, int NV, bool TA>
-  static void tile(int mr, int nr, Index kc, const float* a, Index lda, const float* b, Index ldbp, float* c, Index ldc,
-                   float alpha, float beta, bool first) {
-    if constexpr (NV > 1) {
-      if (nr <= 16 * (NV - 1)) return tile<MR, NV - 1, TA>(mr, nr, kc, a, lda, b, ldbp, c, ldc, alpha, beta, first);
-    }
-    rows<MR, NV, TA>(mr, nr, kc, a, lda, b, ldbp, c, ldc, alpha, beta, first);
-  }
-
- private:
-  template <int MR, int NV, bool TA>
-  static void rows(int mr, int nr, Index kc, const float* a, Index lda, const float* b, Index ldbp, float* c, Index ldc,
-                   float alpha, float beta, bool first) {
-    if constexpr (MR > 1) {
-      if (mr < MR) return rows<MR - 1, NV, TA>(mr, nr, kc, a, lda, b, ldbp, c, ldc, alpha, beta, first);
-    }
-    kernel<MR, NV, TA>(kc, a, lda, b, ldbp, c, ldc, nr, alpha, beta, first);
-  }
 };
 
 }  // namespace sgemm
