@@ -350,12 +350,19 @@ TEST_CASE("save then load round-trips weights, predictions and compile state bit
 
 TEST_CASE("files graft saves have the layout Keras expects (checked by h5py, an independent reader)", "[keras][roundtrip]") {
   auto m = graft::load_model<float>(fixtures() + "/train_rmsprop_momentum_mse/after.h5");
-  std::string p = tmp_dir() + "/layout_check.h5";
-  graft::save_model(*m, p);
   auto nested = graft::load_model<float>(fixtures() + "/functional_nested_sequential/model.h5");
-  std::string p2 = tmp_dir() + "/layout_check_nested.h5";
-  graft::save_model(*nested, p2);
-  std::string cmd = std::string("/usr/bin/python3 ") + GRAFT_SOURCE_DIR + "/tests/check_saved_layout.py " + p + " " + p2;
+  auto tm = graft::load_model<float>(corpus() + "/tm_aknight_keras_model.h5");
+  std::string files;
+  for (const char* v : {"2", "3"}) {
+    graft::SaveOptions so;
+    so.keras_version = v;
+    for (auto& [model, name] : std::vector<std::pair<graft::Model<float>*, std::string>>{{m.get(), "rmsprop"}, {nested.get(), "nested"}, {tm.get(), "tm"}}) {
+      std::string p = tmp_dir() + "/layout_check_" + name + "_k" + v + ".h5";
+      graft::save_model(*model, p, so);
+      files += " " + p;
+    }
+  }
+  std::string cmd = std::string("/usr/bin/python3 ") + GRAFT_SOURCE_DIR + "/tests/check_saved_layout.py" + files;
   INFO(cmd);
   CHECK(std::system(cmd.c_str()) == 0);
 }

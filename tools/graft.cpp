@@ -2,6 +2,8 @@
 //   graft summary MODEL
 //   graft predict MODEL --input IN.h5 --output OUT.h5 [--batch-size N]
 //   graft fit MODEL --data DATA.h5 --output OUT.h5 [--epochs N] [--batch-size N] [--no-shuffle] [--seed S] [--verbose]
+//             [--keras-version 2|3]
+//   graft convert IN OUT [--keras-version 2|3]
 // Exit status 0 on success; on any error one line on stderr and a non-zero status.
 #include <graft/graft.hpp>
 
@@ -21,9 +23,15 @@ const char* kUsage =
     "  graft predict MODEL --input IN.h5 --output OUT.h5 [--batch-size N]\n"
     "      reads x (or x0, x1, ...) from IN.h5, writes y (or y0, y1, ...) as float32\n"
     "  graft fit MODEL --data DATA.h5 --output OUT.h5 [--epochs N] [--batch-size N]\n"
-    "            [--no-shuffle] [--seed S] [--verbose]\n"
+    "            [--no-shuffle] [--seed S] [--verbose] [--keras-version 2|3]\n"
     "      trains with the loss and optimizer stored in MODEL (datasets x_train, y_train\n"
-    "      or x_train0.., y_train0..), then saves the trained model to OUT.h5\n";
+    "      or x_train0.., y_train0..), then saves the trained model to OUT.h5\n"
+    "  graft convert IN OUT [--keras-version 2|3]\n"
+    "      rewrites any model file graft reads (Keras 1, Keras 2, TF-Keras 2.x or Keras 3 .h5,\n"
+    "      .keras) as a file Keras 3 (default) or TF-Keras 2 loads: OUT ending in .keras is a\n"
+    "      Keras 3 archive, otherwise a legacy .h5; weights, compile and optimizer state included\n"
+    "  --keras-version 3 writes what Keras 3 (TensorFlow >= 2.16) loads, 2 what TF-Keras 2\n"
+    "  (TensorFlow <= 2.15) loads; without it fit keeps the generation of MODEL\n";
 
 struct Args {
   std::string cmd, model;
@@ -56,7 +64,8 @@ struct Args {
 Args parse(int argc, char** argv) {
   Args a;
   std::vector<std::string> pos;
-  const std::vector<std::string> valued = {"--input", "--output", "--batch-size", "--data", "--epochs", "--seed"};
+  const std::vector<std::string> valued = {"--input", "--output", "--batch-size", "--data", "--epochs", "--seed",
+                                           "--keras-version"};
   for (int i = 1; i < argc; ++i) {
     std::string s = argv[i];
     if (s.rfind("--", 0) == 0) {
@@ -76,7 +85,8 @@ Args parse(int argc, char** argv) {
   }
   if (!pos.empty()) a.cmd = pos[0];
   if (pos.size() > 1) a.model = pos[1];
-  if (pos.size() > 2) throw graft::value_error("unexpected argument '" + pos[2] + "'");
+  if (a.cmd == "convert" && pos.size() > 2) a.opt["OUT"] = pos[2];
+  if (pos.size() > (a.cmd == "convert" ? 3u : 2u)) throw graft::value_error("unexpected argument '" + pos.back() + "'");
   return a;
 }
 
@@ -205,8 +215,27 @@ int fit(const Args& a) {
   o.shuffle = !a.flag("--no-shuffle");
   if (a.opt.count("--seed")) o.seed = static_cast<std::uint64_t>(a.num("--seed", 0));
   o.verbose = a.flag("--verbose") ? 2 : 0;
+  graft::SaveOptions so;
+  so.keras_version = a.get("--keras-version");
+  if (!so.keras_version.empty()) graft::parse_keras_version(so.keras_version);  // refuse before training
   m->fit(x, y, o);
-  graft::save_model(*m, out);
+  graft::save_model(*m, out, so);
+  return 0;
+}
+
+int convert(const Args& a) {
+  std::string out = a.need("OUT");
+  graft::SaveOptions so;
+  so.keras_version = a.get("--keras-version", "3");
+  graft::parse_keras_version(so.keras_version);
+  std::vector<std::string> warnings;
+  graft::LoadOptions o;
+  o.warn = [&](const std::string& w) { warnings.push_back(w); };
+  auto m = graft::load_model<float>(a.model, o);
+  for (auto& w : warnings) std::cerr << "graft: warning: " << w << "\n";
+  graft::save_model(*m, out, so);
+  std::cout << a.model << " (Keras " << (m->source_keras_version().empty() ? "?" : m->source_keras_version()) << ") -> " << out
+            << " (" << graft::dialect_name(graft::parse_keras_version(so.keras_version)) << ")\n";
   return 0;
 }
 
@@ -227,7 +256,8 @@ int main(int argc, char** argv) {
     if (a.cmd == "summary") return summary(a);
     if (a.cmd == "predict") return predict(a);
     if (a.cmd == "fit") return fit(a);
-    throw graft::value_error("unknown command '" + a.cmd + "' (summary, predict, fit)");
+    if (a.cmd == "convert") return convert(a);
+    throw graft::value_error("unknown command '" + a.cmd + "' (summary, predict, fit, convert)");
   } catch (const std::exception& e) {
     std::string m = e.what();
     for (auto& c : m)

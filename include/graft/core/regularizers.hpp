@@ -14,6 +14,8 @@ namespace graft {
 /// Keras L1 / L2 / L1L2 regularizer: penalty l1*sum|w| + l2*sum w^2, added to the training loss.
 struct Regularizer {
   double l1 = 0.0, l2 = 0.0;
+  /// The Keras class it was given as ("L1", "L2" or "L1L2"), written back the same way.
+  std::string keras_class = "L1L2";
   bool active() const { return l1 != 0.0 || l2 != 0.0; }
 
   static Regularizer from_json(const nlohmann::json& j, const std::string& where) {
@@ -33,8 +35,10 @@ struct Regularizer {
     };
     if (cls == "L1" || cls == "l1") {
       r.l1 = num("l1", 0.01);
+      r.keras_class = "L1";
     } else if (cls == "L2" || cls == "l2") {
       r.l2 = num("l2", 0.01);
+      r.keras_class = "L2";
     } else if (cls == "L1L2" || cls == "l1_l2" || cls == "L1L2Regularizer" ||
                cls == "WeightRegularizer") {  // Keras 1.0/1.1 name
       r.l1 = num("l1", 0.0);
@@ -46,6 +50,8 @@ struct Regularizer {
   }
   nlohmann::json to_json() const {
     if (!active()) return nullptr;
+    if (keras_class == "L1" && l2 == 0.0) return {{"class_name", "L1"}, {"config", {{"l1", l1}}}};
+    if (keras_class == "L2" && l1 == 0.0) return {{"class_name", "L2"}, {"config", {{"l2", l2}}}};
     return {{"class_name", "L1L2"}, {"config", {{"l1", l1}, {"l2", l2}}}};
   }
   template <class T>

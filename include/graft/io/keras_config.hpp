@@ -11,8 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "graft/layers/operation.hpp"
 #include "graft/layers/registry.hpp"
 #include "graft/model/model.hpp"
+#include "graft/saving/keras3_serializer.hpp"
+#include "graft/saving/tf_keras2_serializer.hpp"
 
 namespace graft {
 
@@ -67,8 +70,11 @@ inline void collect_refs(const json& v, std::vector<TensorRef>& out, const std::
 
 /// Inputs of one inbound node: legacy list [[name, node, tensor, kwargs], ...] or Keras 3
 /// {"args": [...], "kwargs": {...}} with __keras_tensor__ objects.
+/// For an operation node (`op_args` non-null) the positional arguments may be several, tensors or
+/// numbers: *op_args receives them with null for each tensor, in order (TF-Keras' TFOpLambda keeps
+/// its second operand in the `y` keyword).
 inline void node_refs(const json& node, std::vector<TensorRef>& refs, bool& list_call, bool& legacy,
-                      const std::string& where) {
+                      const std::string& where, json* op_args = nullptr) {
   refs.clear();
   list_call = false;
   if (node.is_array()) {
@@ -78,6 +84,25 @@ inline void node_refs(const json& node, std::vector<TensorRef>& refs, bool& list
       refs.push_back({e[0].get<std::string>(), e[1].get<int>(), e[2].get<int>()});
     }
     list_call = refs.size() > 1;
+    if (op_args) {
+      if (node.size() != 1) throw unsupported_error(cat(where, ": an operation called on ", node.size(), " tensors"));
+      const json kw = node[0].size() == 4 && node[0][3].is_object() ? node[0][3] : json::object();
+      *op_args = json::array({nullptr});
+      for (const auto& kv : kw.items()) {
+        if (kv.key() == "name") continue;
+        if (kv.key() != "y")
+          throw unsupported_error(cat(where, ": operation keyword argument '", kv.key(), "' is not supported"));
+        if (kv.value().is_number()) {
+          op_args->push_back(kv.value());
+        } else if (is_ref_triple(kv.value())) {
+          op_args->push_back(nullptr);
+          refs.push_back({kv.value()[0].get<std::string>(), kv.value()[1].get<int>(), kv.value()[2].get<int>()});
+        } else {
+          throw unsupported_error(cat(where, ": operation argument y = ", kv.value().dump().substr(0, 80), " is not supported"));
+        }
+      }
+      list_call = false;
+    }
     return;
   }
   if (!node.is_object() || !node.contains("args"))
@@ -96,10 +121,25 @@ inline void node_refs(const json& node, std::vector<TensorRef>& refs, bool& list
   };
   const json& args = node["args"];
   if (!args.is_array() || args.empty()) throw format_error(cat(where, ": inbound node without arguments"));
-  if (args.size() > 1)
-    throw unsupported_error(cat(where, ": layer calls with several positional arguments are not supported"));
-  list_call = args[0].is_array();
-  walk(args[0]);
+  if (op_args) {
+    *op_args = json::array();
+    for (const auto& a : args) {
+      if (a.is_number()) {
+        op_args->push_back(a);
+        continue;
+      }
+      size_t before = refs.size();
+      walk(a);
+      if (refs.size() != before + 1)
+        throw unsupported_error(cat(where, ": operation argument ", a.dump().substr(0, 120), " is neither a tensor nor a number"));
+      op_args->push_back(nullptr);
+    }
+  } else {
+    if (args.size() > 1)
+      throw unsupported_error(cat(where, ": layer calls with several positional arguments are not supported"));
+    list_call = args[0].is_array();
+    walk(args[0]);
+  }
   if (node.contains("kwargs") && node["kwargs"].is_object())
     for (const auto& kv : node["kwargs"].items()) {
       std::vector<TensorRef> before = refs;
@@ -123,6 +163,35 @@ std::shared_ptr<Model<T>> functional_from_config(const json& cfg, const std::str
 
 inline std::string ctx_prefix(const std::string& ctx) { return ctx.empty() ? std::string() : ctx + ": "; }
 
+/// An operation node of a functional config: Keras 3 writes it with module keras.src.ops.* in a
+/// .keras archive, and in a legacy .h5 as a bare {"class_name": "Add", "config": {"name": ...}}
+/// (a layer's config always has more than a name); TF-Keras 2 as a TFOpLambda layer. nullptr for
+/// a layer entry.
+template <class T>
+std::shared_ptr<Layer<T>> operation_from_entry(const json& e, const std::string& cls, const json& cfg, const std::string& lname,
+                                               const std::string& ctx) {
+  std::string module = e.contains("module") && e["module"].is_string() ? e["module"].get<std::string>() : "";
+  bool op = module.rfind("keras.src.ops", 0) == 0 || module.rfind("keras.ops", 0) == 0;
+  if (!op && module.empty() && e.contains("inbound_nodes") && cfg.is_object() && cfg.size() == 1 && cfg.contains("name"))
+    op = true;
+  std::string op_class = cls;
+  if (cls == "TFOpLambda" || cls == "SlicingOpLambda") {
+    std::string fn = cfg.is_object() && cfg.contains("function") && cfg["function"].is_string() ? cfg["function"].get<std::string>() : "";
+    op_class = cls == "TFOpLambda" ? Operation<T>::op_class_of_tf_function(fn) : "";
+    if (op_class.empty())
+      throw unsupported_error(cat(ctx_prefix(ctx), "layer '", lname, "' (", cls, "): operation '", fn.empty() ? cls : fn,
+                                  "' is not supported (graft implements tf.math.add, subtract, multiply, truediv, divide, maximum, "
+                                  "minimum and tf.__operators__.add)"));
+    op = true;
+  }
+  if (!op) return nullptr;
+  try {
+    return std::make_shared<Operation<T>>(op_class, lname);
+  } catch (const error& err) {
+    rethrow_with_prefix(err, ctx.empty() ? std::string("model") : ctx);
+  }
+}
+
 /// One layer entry {class_name, config, ...} -> layer (models recurse).
 template <class T>
 std::shared_ptr<Layer<T>> layer_from_entry(const json& e, const std::string& ctx) {
@@ -138,6 +207,7 @@ std::shared_ptr<Layer<T>> layer_from_entry(const json& e, const std::string& ctx
                                 "' (Lambda): it holds Python code, and Python code in a model file is never executed"));
   if (cls == "Sequential") return sequential_from_config<T>(cfg, lname, ctx);
   if (cls == "Functional") return functional_from_config<T>(cfg, ctx);
+  if (auto op = operation_from_entry<T>(e, cls, cfg, lname, ctx)) return op;
   auto& reg = LayerRegistry<T>::instance();
   json c = cfg;
   if (c.is_object() && !c.contains("name") && lname != "?") c["name"] = lname;
@@ -238,9 +308,10 @@ std::shared_ptr<Model<T>> functional_from_config(const json& cfg, const std::str
   bool any_legacy = false;
   std::vector<detail::TensorRef> refs;
   bool list_call = false, legacy = false;
+  json op_args;
   for (auto& en : entries)
     for (const auto& n : en.pending) {
-      node_refs(n, refs, list_call, legacy, cat(where, ", layer '", en.name, "'"));
+      node_refs(n, refs, list_call, legacy, cat(where, ", layer '", en.name, "'"), en.layer->is_operation() ? &op_args : nullptr);
       any_legacy = any_legacy || legacy;
       for (auto& r : refs) {
         auto it = min_ref.find(r.layer);
@@ -278,7 +349,8 @@ std::shared_ptr<Model<T>> functional_from_config(const json& cfg, const std::str
     progress = false;
     for (auto& en : entries) {
       while (!en.pending.empty()) {
-        node_refs(en.pending.front(), refs, list_call, legacy, cat(where, ", layer '", en.name, "'"));
+        node_refs(en.pending.front(), refs, list_call, legacy, cat(where, ", layer '", en.name, "'"),
+                  en.layer->is_operation() ? &op_args : nullptr);
         std::vector<KerasTensor<T>> args;
         bool ready = true;
         for (auto& r : refs) {
@@ -295,6 +367,7 @@ std::shared_ptr<Model<T>> functional_from_config(const json& cfg, const std::str
           continue;
         }
         try {
+          if (auto* opl = dynamic_cast<Operation<T>*>(en.layer.get())) opl->set_arguments(op_args);
           en.outputs.push_back(en.layer->call(args, list_call));
         } catch (const error& err) {
           rethrow_with_prefix(err, where);
@@ -332,6 +405,10 @@ std::shared_ptr<Model<T>> functional_from_config(const json& cfg, const std::str
   }
   bool trainable = !(cfg.contains("trainable") && cfg["trainable"].is_boolean() && !cfg["trainable"].get<bool>());
   if (!trainable) model->set_trainable(false);
+  if (!any_legacy) {  // Keras 3 config: remember a single input / output given as a list of one
+    auto listed = [](const json& v) { return v.is_array() && v.size() == 1 && v[0].is_array(); };
+    model->set_io_listed(listed(cfg["input_layers"]), listed(cfg["output_layers"]));
+  }
   return model;
 }
 
@@ -364,16 +441,20 @@ std::shared_ptr<Model<T>> model_from_json(const std::string& text, const std::st
   return model_from_config<T>(j, context);
 }
 
-/// The model's config as Keras writes it: {"class_name", "config"}.
+/// The model's config in graft's neutral form {"class_name", "config"} (what clone_model rebuilds
+/// from); model_to_json and save_model write a Keras dialect.
 template <class T>
 json model_to_config(const Model<T>& m) {
   return json{{"class_name", m.class_name()}, {"config", m.get_config()}};
 }
-/// model.to_json()
+/// model.to_json(): the architecture in the Keras 3 dialect (keras_version "3") or the TF-Keras 2
+/// one ("2"), as keras.models.model_from_json of that generation reads it.
 template <class T>
-std::string model_to_json(const Model<T>& m) {
-  json j = model_to_config(m);
-  j["keras_version"] = "3.15.1";
+std::string model_to_json(const Model<T>& m, const std::string& keras_version = "3") {
+  KerasDialect d = parse_keras_version(keras_version);
+  detail::check_serializable(m, d);
+  json j = d == KerasDialect::keras3 ? keras3::model_config(m) : tf_keras2::model_config(m);
+  j["keras_version"] = d == KerasDialect::keras3 ? keras3::kVersion : tf_keras2::kVersion;
   j["backend"] = "tensorflow";
   return j.dump();
 }

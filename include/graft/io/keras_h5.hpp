@@ -17,20 +17,16 @@
 #include <unordered_map>
 #include <vector>
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <fcntl.h>
-#include <unistd.h>
-#endif
-
+#include "graft/io/atomic_file.hpp"
 #include "graft/io/hdf5.hpp"
+#include "graft/io/keras_archive_writer.hpp"
 #include "graft/io/keras_config.hpp"
 #include "graft/io/keras_zip.hpp"
 #include "graft/model/model.hpp"
+#include "graft/saving/keras3_serializer.hpp"
+#include "graft/saving/tf_keras2_serializer.hpp"
 
 namespace graft {
-
-/// Version written into the files graft saves (`graft_version` root attribute).
-constexpr const char* kGraftVersion = "0.1.0";
 
 struct LoadOptions {
   /// Restore the compile state (loss, metrics, optimizer and its slots) from training_config.
@@ -48,6 +44,10 @@ struct LoadWeightsOptions {
 
 struct SaveOptions {
   bool include_optimizer = true;
+  /// The Keras generation the file is for: "3" (Keras 3.x, TensorFlow >= 2.16) or "2" (TF-Keras
+  /// 2.x, TensorFlow <= 2.15); empty: the generation of the file the model was loaded from, Keras 3
+  /// for models built in graft (see default_dialect).
+  std::string keras_version;
 };
 
 /// What a Keras file is, without building a model.
@@ -241,6 +241,7 @@ void load_keras3_weights(Model<T>& model, h5::Group& g, const std::function<void
     if (g.has_child(c)) container = c;
   std::map<std::string, int> used;
   for (const auto& l : model.layers()) {
+    if (l->is_operation()) continue;  // operations are not among a Keras model's layers
     std::string key = detail::to_snake_case(l->class_name() == "Functional" ? "Functional" : l->class_name());
     int k = used.count(key) ? ++used[key] : (used[key] = 0);
     if (k > 0) key += "_" + std::to_string(k);
@@ -452,21 +453,6 @@ void compile_from_training_config(Model<T>& model, h5::Group& root, const LoadOp
   restore_optimizer(model, std::move(saved), og.where(), o.warn ? o.warn : default_warn);
 }
 
-/// Path of each weight of a model for names in files: "<layer>/<param>" for plain layers,
-/// "<model>/<layer>/.../<param>" inside nested models.
-template <class T>
-void weight_paths(Model<T>& m, const std::string& prefix, std::unordered_map<Param<T>*, std::string>& out) {
-  for (const auto& l : m.layers()) {
-    std::string base = prefix.empty() ? l->name() : prefix + "/" + l->name();
-    if (l->is_model()) {
-      weight_paths(static_cast<Model<T>&>(*l), base, out);
-      continue;
-    }
-    for (Param<T>* p : l->weights())
-      if (!out.count(p)) out[p] = base + "/" + p->name;
-  }
-}
-
 /// Legacy weight order of a layer (Keras _legacy_weights: trainable then non-trainable).
 template <class T>
 std::vector<Param<T>*> legacy_weights(Layer<T>& l) {
@@ -475,61 +461,57 @@ std::vector<Param<T>*> legacy_weights(Layer<T>& l) {
   return r;
 }
 
+/// The weight names a dialect gives each weight of `model`'s own layers (nested models' weights
+/// under the nested model's layer), unique within each layer group.
+template <class T>
+std::unordered_map<Param<T>*, std::string> dialect_weight_names(Model<T>& model, KerasDialect d) {
+  std::unordered_map<Param<T>*, std::string> paths, names;
+  weight_paths(model, d == KerasDialect::keras3 ? model.name() : std::string(), paths);
+  for (const auto& l : model.layers()) {
+    std::set<std::string> used;
+    for (Param<T>* p : legacy_weights(*l)) {
+      if (names.count(p)) continue;
+      const std::string& path = paths.at(p);
+      std::string n = d == KerasDialect::keras3 ? keras3::weight_name<T>(path) : tf_keras2::weight_name(path, true);
+      if (!used.insert(n).second) {
+        n = d == KerasDialect::keras3 ? path + "_" + std::to_string(used.size()) : tf_keras2::weight_name(path, false);
+        used.insert(n);
+      }
+      names[p] = n;
+    }
+  }
+  return names;
+}
+
 /// Write the model_weights layout (root of a weights file, or the model_weights group).
 template <class T>
-void write_weights_group(Model<T>& model, h5::Group& g) {
-  std::unordered_map<Param<T>*, std::string> paths;
-  weight_paths(model, "", paths);
-  std::vector<std::string> names;
-  for (const auto& l : model.layers()) names.push_back(l->name());
-  g.write_strings_attr("layer_names", names);
+void write_weights_group(Model<T>& model, h5::Group& g, KerasDialect d) {
+  auto names = dialect_weight_names(model, d);
+  // Keras 3 operations are not among model.layers; TF-Keras 2's TFOpLambda layers are
+  auto listed = [&](const Layer<T>& l) { return !(l.is_operation() && d == KerasDialect::keras3); };
+  std::vector<std::string> layer_names;
+  for (const auto& l : model.layers())
+    if (listed(*l)) layer_names.push_back(l->name());
+  g.write_strings_attr("layer_names", layer_names);
   g.write_string_attr("backend", "tensorflow");
-  g.write_string_attr("keras_version", "2.15.0");
+  g.write_string_attr("keras_version", d == KerasDialect::keras3 ? keras3::kVersion : tf_keras2::kVersion);
   for (const auto& l : model.layers()) {
+    if (!listed(*l)) continue;
     h5::Group lg = g.create_group(l->name());
     std::vector<std::string> wn;
     std::vector<Param<T>*> ws = legacy_weights(*l);
-    for (Param<T>* p : ws) wn.push_back(paths.at(p));
+    for (Param<T>* p : ws) wn.push_back(names.at(p));
     lg.write_strings_attr("weight_names", wn);
     for (size_t i = 0; i < ws.size(); ++i) h5::write_dataset(lg, wn[i], ws[i]->value);
   }
 }
 
-/// Write to `path` atomically: `fn` fills a temporary file in the same folder, which then replaces
-/// `path`. On any failure the temporary file is removed and `path` is left untouched.
-inline void atomic_write(const std::string& path, const std::function<void(h5::File&)>& fn) {
-  static std::atomic<unsigned> counter{0};
-  std::string dir = ".", base = path;
-  size_t slash = path.rfind('/');
-  if (slash != std::string::npos) {
-    dir = path.substr(0, slash);
-    base = path.substr(slash + 1);
-    if (dir.empty()) dir = "/";
-  }
-  if (base.empty()) throw value_error(detail::cat(path, ": not a file name"));
-#if defined(__unix__) || defined(__APPLE__)
-  long pid = static_cast<long>(getpid());
-#else
-  long pid = 0;
-#endif
-  std::string tmp = detail::cat(dir, "/.", base, ".graft-tmp-", pid, "-", counter++);
-  try {
-    h5::File f = h5::File::create(tmp);
-    fn(f);
-    f.close();
-#if defined(__unix__) || defined(__APPLE__)
-    int fd = ::open(tmp.c_str(), O_RDONLY);
-    if (fd >= 0) {
-      ::fsync(fd);
-      ::close(fd);
-    }
-#endif
-    if (std::rename(tmp.c_str(), path.c_str()) != 0)
-      throw io_error(detail::cat(path, ": cannot replace the file (rename from the temporary file failed)"));
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
-  }
+/// The dialect to write `model` in, after checking that every layer can be written in it.
+template <class T>
+KerasDialect resolve_dialect(const Model<T>& model, const std::string& keras_version) {
+  KerasDialect d = keras_version.empty() ? default_dialect(model) : parse_keras_version(keras_version);
+  check_serializable(model, d);
+  return d;
 }
 
 /// The model.weights.h5 member of a .keras archive, opened from memory.
@@ -556,6 +538,13 @@ std::shared_ptr<Model<T>> load_keras_archive(const std::string& path, const Load
     throw format_error(detail::cat(path, ": config.json is not valid JSON: ", e.what()));
   }
   auto model = model_from_config<T>(cfg, path);
+  std::string version = "3";
+  if (z.has("metadata.json")) {
+    auto m = z.read("metadata.json");
+    json meta = json::parse(m.begin(), m.end(), nullptr, false);
+    if (meta.is_object() && meta.contains("keras_version") && meta["keras_version"].is_string()) version = meta["keras_version"];
+  }
+  model->set_source_keras_version(version);
   h5::File wf = archive_weights(z);
   h5::Group root = h5::Group::root(wf);
   auto warn = o.warn ? o.warn : default_warn;
@@ -656,6 +645,10 @@ std::shared_ptr<Model<T>> load_model(const std::string& path, const LoadOptions&
   auto warn = o.warn ? o.warn : detail::default_warn;
   detail::load_legacy_weights(*model, mw, LoadWeightsOptions{}, true, warn);
   if (o.compile && root.has_attr("training_config")) detail::compile_from_training_config(*model, root, o);
+  std::string version = root.has_attr("keras_version") ? root.string_attr("keras_version")
+                        : mw.has_attr("keras_version")  ? mw.string_attr("keras_version")
+                                                        : std::string();
+  model->set_source_keras_version(version.empty() ? "(not recorded)" : version);
   return model;
 }
 
@@ -688,64 +681,60 @@ void load_weights(Model<T>& model, const std::string& path, const LoadWeightsOpt
   }
 }
 
-/// keras model.save("x.h5"): legacy HDF5 that Keras 3 and TF-Keras 2.x load with
-/// keras.models.load_model, including the compile state and optimizer slots. Atomic.
+/// keras model.save(path): a legacy HDF5 file in the Keras 3 or TF-Keras 2 dialect (SaveOptions::
+/// keras_version), or, for a path ending in ".keras", a Keras 3 .keras archive; that Keras loads it
+/// with keras.models.load_model, including the compile state and optimizer slots. Everything is serialized before the file is touched, and the file
+/// is replaced atomically: on any error an existing file at `path` stays as it was.
 template <class T>
 void save_model(Model<T>& model, const std::string& path, const SaveOptions& so = {}) {
-  json cfg = model_to_config(model);
+  // keras.saving.save_model chooses the format by extension: ".keras" is a Keras 3 archive
+  const bool archive = path.size() > 6 && path.compare(path.size() - 6, 6, ".keras") == 0;
+  const KerasDialect d = detail::resolve_dialect(model, archive && so.keras_version.empty() ? std::string("3") : so.keras_version);
+  if (archive) {
+    if (d != KerasDialect::keras3)
+      throw unsupported_error(detail::cat(path, ": a .keras archive is a Keras 3 format; write TF-Keras 2 files as .h5"));
+    detail::save_keras_archive(model, path, so.include_optimizer);
+    return;
+  }
+  const bool k3 = d == KerasDialect::keras3;
+  json cfg = k3 ? keras3::model_config(model) : tf_keras2::model_config(model);
+  json tc;
+  std::vector<OptimizerVariable<T>> opt_vars;
+  if (model.compiled()) {
+    tc = k3 ? keras3::training_config(model) : tf_keras2::training_config(model);
+    const auto& cs = model.compile_state();
+    if (so.include_optimizer && (cs.optimizer->iterations() > 0 || !cs.optimizer->slot_variables().empty())) {
+      std::unordered_map<Param<T>*, std::string> paths;
+      detail::weight_paths(model, k3 ? model.name() : std::string(), paths);
+      opt_vars = k3 ? keras3::optimizer_variables(model, paths) : tf_keras2::optimizer_variables(model, paths);
+    }
+  }
   detail::atomic_write(path, [&](h5::File& f) {
     h5::Group root = h5::Group::root(f);
-    root.write_string_attr("keras_version", "2.15.0", true);
+    root.write_string_attr("keras_version", k3 ? keras3::kVersion : tf_keras2::kVersion, true);
     root.write_string_attr("backend", "tensorflow", true);
     root.write_string_attr("graft_version", kGraftVersion, true);
     root.write_string_attr("model_config", cfg.dump());
     h5::Group mw = root.create_group("model_weights");
-    detail::write_weights_group(model, mw);
+    detail::write_weights_group(model, mw, d);
     h5::Group top = mw.create_group("top_level_model_weights");
     top.write_strings_attr("weight_names", {});
-    if (model.compiled()) {
-      const auto& cs = model.compile_state();
-      json tc;
-      json loss = json::array();
-      for (auto& l : cs.losses) loss.push_back(l ? l->to_json() : json(nullptr));
-      tc["loss"] = loss.size() == 1 ? loss[0] : loss;
-      json metrics = json::array();
-      for (auto& m : cs.metrics) metrics.push_back(m);
-      tc["metrics"] = cs.metrics.size() == 1 ? (cs.metrics[0].empty() ? json(nullptr) : metrics[0]) : metrics;
-      bool unit = true;
-      for (double w : cs.loss_weights) unit = unit && w == 1.0;
-      tc["loss_weights"] = unit ? json(nullptr) : json(cs.loss_weights);
-      tc["weighted_metrics"] = nullptr;
-      tc["sample_weight_mode"] = nullptr;
-      tc["optimizer_config"] = {{"class_name", cs.optimizer->class_name()}, {"config", cs.optimizer->get_config()}};
-      root.write_string_attr("training_config", tc.dump());
-      auto vars = cs.optimizer->slot_variables();
-      bool have_state = cs.optimizer->iterations() > 0 || !vars.empty();
-      if (so.include_optimizer && have_state) {
-        std::unordered_map<Param<T>*, std::string> paths;
-        detail::weight_paths(model, model.name(), paths);
-        const std::string on = cs.optimizer->name();
-        std::vector<std::string> names{on + "/iteration"};
-        bool lr_var = !cs.optimizer->schedule() && cs.optimizer->legacy_decay() == 0;
-        if (lr_var) names.push_back(on + "/learning_rate");
-        std::vector<Tensor<T>*> vals;
-        for (auto& v : vars) {
-          auto it = paths.find(v.param);
-          std::string p = it == paths.end() ? v.param->name : it->second;
-          for (auto& c : p)
-            if (c == '/') c = '_';
-          names.push_back(on + "/" + p + "_" + v.slot);
-          vals.push_back(v.value);
-        }
-        h5::Group og = root.create_group("optimizer_weights");
-        og.write_strings_attr("weight_names", names);
-        h5::write_scalar_int(og, names[0], cs.optimizer->iterations());
-        size_t k = 1;
-        if (lr_var) {
-          Tensor<float> lr(Shape{}, static_cast<float>(cs.optimizer->base_learning_rate()));
-          h5::write_dataset(og, names[k++], lr);
-        }
-        for (auto* v : vals) h5::write_dataset(og, names[k++], *v);
+    if (!model.compiled()) return;
+    root.write_string_attr("training_config", tc.dump());
+    if (opt_vars.empty()) return;
+    const auto& opt = *model.compile_state().optimizer;
+    std::vector<std::string> names;
+    for (auto& v : opt_vars) names.push_back(v.name);
+    h5::Group og = root.create_group("optimizer_weights");
+    og.write_strings_attr("weight_names", names);
+    for (auto& v : opt_vars) {
+      if (v.kind == OptimizerVariable<T>::iteration) {
+        h5::write_scalar_int(og, v.name, opt.iterations());
+      } else if (v.kind == OptimizerVariable<T>::learning_rate) {
+        Tensor<float> lr(Shape{}, static_cast<float>(opt.base_learning_rate()));
+        h5::write_dataset(og, v.name, lr);
+      } else {
+        h5::write_dataset(og, v.name, *v.value);
       }
     }
   });
@@ -754,10 +743,11 @@ void save_model(Model<T>& model, const std::string& path, const SaveOptions& so 
 /// Legacy save_weights (.h5): the model_weights layout at the root (readable by Keras 2/3's
 /// load_weights and by graft::load_weights). Atomic.
 template <class T>
-void save_weights(Model<T>& model, const std::string& path) {
+void save_weights(Model<T>& model, const std::string& path, const SaveOptions& so = {}) {
+  const KerasDialect d = detail::resolve_dialect(model, so.keras_version);
   detail::atomic_write(path, [&](h5::File& f) {
     h5::Group root = h5::Group::root(f);
-    detail::write_weights_group(model, root);
+    detail::write_weights_group(model, root, d);
     root.write_string_attr("graft_version", kGraftVersion, true);
   });
 }

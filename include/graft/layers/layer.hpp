@@ -182,6 +182,11 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
   }
 
   virtual bool is_model() const { return false; }
+  /// An operation node (keras.src.ops, TF-Keras TFOpLambda) rather than a layer: see Operation.
+  virtual bool is_operation() const { return false; }
+  /// For operations, the call's positional arguments: null for each tensor input in order, a
+  /// number for each constant. null for layers (their inputs are the call's only argument).
+  virtual json call_arguments() const { return nullptr; }
   /// Layers taking a list of tensors (Add, Concatenate, ...) return true.
   virtual bool multi_input() const { return false; }
 

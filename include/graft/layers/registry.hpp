@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,12 @@ class LayerRegistry {
   void add(const std::string& class_name, Factory f) {
     std::lock_guard<std::mutex> lock(m_);
     f_[class_name] = std::move(f);
+    builtin_.erase(class_name);
+  }
+  /// A class graft itself provides (Keras' own layers), not one a user registered or replaced.
+  bool is_builtin(const std::string& class_name) const {
+    std::lock_guard<std::mutex> lock(m_);
+    return builtin_.count(class_name) != 0;
   }
   bool contains(const std::string& class_name) const {
     std::lock_guard<std::mutex> lock(m_);
@@ -56,9 +63,15 @@ class LayerRegistry {
   }
 
  private:
-  LayerRegistry() { detail::register_builtin_layers<T>([this](const std::string& n, Factory f) { f_[n] = std::move(f); }); }
+  LayerRegistry() {
+    detail::register_builtin_layers<T>([this](const std::string& n, Factory f) {
+      f_[n] = std::move(f);
+      builtin_.insert(n);
+    });
+  }
   mutable std::mutex m_;
   std::map<std::string, Factory> f_;
+  std::set<std::string> builtin_;
 };
 
 /// Register a custom layer class template L (with `static std::shared_ptr<Layer<T>>

@@ -88,6 +88,18 @@ class Model : public Layer<T> {
     for (auto& o : out_refs_) r.push_back(g_[static_cast<size_t>(o.first)].layer->name());
     return r;
   }
+  /// The `keras_version` of the file the model was loaded from ("" when built in graft): a
+  /// model goes back to the Keras generation it came from unless SaveOptions says otherwise.
+  const std::string& source_keras_version() const { return source_keras_version_; }
+  void set_source_keras_version(std::string v) { source_keras_version_ = std::move(v); }
+  /// Keras 3 keeps the structure given to Model(inputs, outputs): a single input or output given
+  /// as a list of one stays a list in its config (read from Keras 3 files, written back so).
+  bool inputs_listed() const { return inputs_listed_; }
+  bool outputs_listed() const { return outputs_listed_; }
+  void set_io_listed(bool inputs, bool outputs) {
+    inputs_listed_ = inputs;
+    outputs_listed_ = outputs;
+  }
   /// Symbolic output of `layer_name`'s call inside this model: use it to build a model that ends
   /// at an inner layer (feature extraction), e.g. Model(m.inputs(), m.layer_output("flatten")).
   KerasTensor<T> layer_output(const std::string& layer_name, int index = 0) const {
@@ -700,44 +712,103 @@ class Model : public Layer<T> {
   }
 
   // ---- config / summary ---------------------------------------------------------------------------
-  /// Functional config, TF-Keras 2 dialect (list inbound nodes), which Keras 3 reads too.
-  json get_config() const override {
-    json layers = json::array();
-    // node index of each graph node within its layer, counted over this model's nodes
+  /// One tensor a call consumes or a model exposes: output `tensor` of the `node`-th call of
+  /// `layer` counted over this model's calls of it (creation order, as Keras numbers nodes).
+  struct GraphRef {
+    Layer<T>* layer = nullptr;
+    int node = 0;
+    int tensor = 0;
+    Shape shape;
+  };
+  struct GraphCall {
+    std::vector<GraphRef> inputs;
+    bool list_call = false;
+  };
+  struct GraphLayer {
+    std::shared_ptr<Layer<T>> layer;
+    std::vector<GraphCall> calls;  ///< this model's calls of the layer, in creation order
+  };
+  /// The graph as every serializer sees it: layers in model.layers order with their calls, and
+  /// the model's inputs and outputs. Dialects differ only in how they spell it (io/, saving/).
+  struct GraphRecord {
+    std::vector<GraphLayer> layers;
+    std::vector<GraphRef> inputs, outputs;
+  };
+  GraphRecord graph_record() const {
     std::unordered_map<const Node<T>*, int> node_index;
+    std::unordered_map<const Layer<T>*, std::vector<int>> calls_of;  // graph nodes per layer, in call order
     std::unordered_map<const Layer<T>*, int> count;
-    for (const auto& l : layers_) {
-      for (const auto& nd : l->inbound_nodes())
-        if (graph_node_of(nd.get()) >= 0) node_index[nd.get()] = count[l.get()]++;
-    }
-    for (const auto& gn : g_)
-      if (!node_index.count(gn.node.get())) node_index[gn.node.get()] = count[gn.layer]++;
-    auto ref = [&](int gnode, int tensor, bool io) {
+    for (const auto& l : layers_)
+      for (const auto& nd : l->inbound_nodes()) {
+        int gi = graph_node_of(nd.get());
+        if (gi < 0 || node_index.count(nd.get())) continue;
+        node_index[nd.get()] = count[l.get()]++;
+        calls_of[l.get()].push_back(gi);
+      }
+    for (size_t n = 0; n < g_.size(); ++n)
+      if (!node_index.count(g_[n].node.get())) {
+        node_index[g_[n].node.get()] = count[g_[n].layer]++;
+        calls_of[g_[n].layer].push_back(static_cast<int>(n));
+      }
+    auto ref = [&](int gnode, int tensor) {
       const auto& gn = g_[static_cast<size_t>(gnode)];
-      int idx = node_index.at(gn.node.get());
-      // Keras: input_layers / output_layers count a nested Functional model's built-in node
-      if (io && gn.layer->is_model() && gn.layer->class_name() == "Functional") ++idx;
-      return json::array({gn.layer->name(), idx, tensor});
+      return GraphRef{gn.layer, node_index.at(gn.node.get()), tensor,
+                      gn.node->output_shapes.at(static_cast<size_t>(tensor))};
     };
+    GraphRecord r;
     for (const auto& l : layers_) {
-      json e = {{"class_name", l->class_name()}, {"config", l->get_config()}, {"name", l->name()}};
+      GraphLayer gl{l, {}};
+      for (int n : calls_of[l.get()]) {
+        const auto& gn = g_[static_cast<size_t>(n)];
+        if (gn.input_slot >= 0) continue;
+        GraphCall c;
+        c.list_call = gn.node->list_call;
+        for (auto& pr : gn.in) c.inputs.push_back(ref(pr.first, pr.second));
+        gl.calls.push_back(std::move(c));
+      }
+      r.layers.push_back(std::move(gl));
+    }
+    for (int n : in_nodes_) r.inputs.push_back(ref(n, 0));
+    for (auto& o : out_refs_) r.outputs.push_back(ref(o.first, o.second));
+    return r;
+  }
+
+  /// graft's neutral Functional config (list inbound nodes, layer configs as the layers give
+  /// them), which graft reads back (clone_model). Files get a Keras dialect: see save_model and
+  /// model_to_json.
+  json get_config() const override {
+    GraphRecord g = graph_record();
+    auto ref = [](const GraphRef& r, bool io) {
+      // input_layers / output_layers count a nested Functional model's built-in node
+      int idx = r.node + (io && r.layer->is_model() && r.layer->class_name() == "Functional" ? 1 : 0);
+      return json::array({r.layer->name(), idx, r.tensor});
+    };
+    json layers = json::array();
+    for (const auto& gl : g.layers) {
       json nodes = json::array();
-      for (size_t n = 0; n < g_.size(); ++n) {
-        if (g_[n].layer != l.get() || g_[n].input_slot >= 0) continue;
+      for (const auto& c : gl.calls) {
+        if (gl.layer->is_operation()) {  // numbers among the arguments: Keras 3's node form
+          json args = gl.layer->call_arguments();
+          size_t k = 0;
+          for (auto& a : args)
+            if (a.is_null()) a = {{"class_name", "__keras_tensor__"}, {"config", {{"keras_history", ref(c.inputs.at(k++), false)}}}};
+          nodes.push_back({{"args", args}, {"kwargs", json::object()}});
+          continue;
+        }
         json node = json::array();
-        for (auto& pr : g_[n].in) {
-          json r = ref(pr.first, pr.second, false);
-          r.push_back(json::object());
-          node.push_back(r);
+        for (const auto& in : c.inputs) {
+          json e = ref(in, false);
+          e.push_back(json::object());
+          node.push_back(e);
         }
         nodes.push_back(node);
       }
-      e["inbound_nodes"] = nodes;
-      layers.push_back(e);
+      layers.push_back({{"class_name", gl.layer->class_name()}, {"config", gl.layer->get_config()},
+                        {"name", gl.layer->name()}, {"inbound_nodes", nodes}});
     }
     json ins = json::array(), outs = json::array();
-    for (int n : in_nodes_) ins.push_back(ref(n, 0, true));
-    for (auto& o : out_refs_) outs.push_back(ref(o.first, o.second, true));
+    for (const auto& r : g.inputs) ins.push_back(ref(r, true));
+    for (const auto& r : g.outputs) outs.push_back(ref(r, true));
     return json{{"name", this->name()}, {"trainable", this->trainable()}, {"layers", layers},
                 {"input_layers", ins}, {"output_layers", outs}};
   }
@@ -1244,6 +1315,8 @@ class Model : public Layer<T> {
   }
 
   std::vector<GNode> g_;
+  std::string source_keras_version_;
+  bool inputs_listed_ = false, outputs_listed_ = false;
   std::vector<std::vector<std::vector<Contrib>>> contrib_;
   std::vector<std::shared_ptr<Layer<T>>> layers_;
   std::vector<int> in_nodes_;
