@@ -230,9 +230,13 @@ TEST_CASE("vision layer errors name the layer and what is wrong", "[vision][erro
   });
   CHECK_THAT(msg, Catch::Contains("layer 'p' (MaxPooling2D)") && Catch::Contains("'th'"));
   msg = error_of<graft::unsupported_error>([] {
-    create("Conv2D", json::parse(R"({"name": "g", "filters": 4, "kernel_size": 3, "groups": 2})"));
+    create("Conv1D", json::parse(R"({"name": "g", "filters": 4, "kernel_size": 3, "groups": 2})"));
   });
-  CHECK_THAT(msg, Catch::Contains("layer 'g' (Conv2D)") && Catch::Contains("groups=2"));
+  CHECK_THAT(msg, Catch::Contains("layer 'g' (Conv1D)") && Catch::Contains("groups=2"));
+  msg = error_of<graft::value_error>([] {  // grouped Conv2D is supported, with whole groups
+    create("Conv2D", json::parse(R"({"name": "g2", "filters": 4, "kernel_size": 3, "groups": 3})"));
+  });
+  CHECK_THAT(msg, Catch::Contains("layer 'g2' (Conv2D)") && Catch::Contains("multiple of groups (3)"));
   msg = error_of<graft::unsupported_error>([] {
     create("Conv2D", json::parse(R"({"name": "f", "nb_filter": 4, "nb_row": 3, "nb_col": 3, "border_mode": "full"})"));
   });

@@ -83,6 +83,23 @@ class Config {
     if (r.size() != n) throw format_error(detail::cat(where_, ": '", k, "' should have ", n, " entries, got ", v.dump()));
     return r;
   }
+  /// An axis or a list of axes (Keras `axis=-1` or `axis=[1, 2]`); `d` when absent or null.
+  std::vector<int> get_axes(const std::string& k, std::vector<int> d) const {
+    if (!has(k)) return d;
+    const json& a = j_[k];
+    std::vector<int> r;
+    if (a.is_number_integer()) {
+      r.push_back(a.get<int>());
+    } else if (a.is_array()) {
+      for (const auto& e : a) {
+        if (!e.is_number_integer()) throw format_error(detail::cat(where_, ": '", k, "' should hold integers, got ", a.dump()));
+        r.push_back(e.get<int>());
+      }
+    } else {
+      throw format_error(detail::cat(where_, ": '", k, "' should be an integer or a list, got ", a.dump()));
+    }
+    return r;
+  }
   /// A shape list with nulls allowed (-1).
   Shape get_shape(const std::string& k) const {
     const json& v = at(k);

@@ -10,8 +10,12 @@
 #include "graft/layers/dropout.hpp"
 #include "graft/layers/input_layer.hpp"
 #include "graft/layers/layer.hpp"
+#include "graft/layers/layer_normalization.hpp"
 #include "graft/layers/merge.hpp"
+#include "graft/layers/normalization.hpp"
+#include "graft/layers/operation.hpp"
 #include "graft/layers/reshape.hpp"
+#include "graft/layers/scale.hpp"
 // vision layers (convolutions, pooling, normalization, padding...)
 #include "graft/layers/vision.hpp"
 
@@ -43,6 +47,11 @@ void register_builtin_layers(Add add) {
   add("Maximum", [](const json& c) { return Maximum<T>::from_config(c); });
   add("Minimum", [](const json& c) { return Minimum<T>::from_config(c); });
   add("Concatenate", [](const json& c) { return Concatenate<T>::from_config(c); });
+  add("LayerNormalization", [](const json& c) { return LayerNormalization<T>::from_config(c); });
+  add("Normalization", [](const json& c) { return Normalization<T>::from_config(c); });
+  // the layers keras.applications defines for itself (ConvNeXt, InceptionResNetV2)
+  add("LayerScale", [](const json& c) { return LayerScale<T>::from_config(c); });
+  add("CustomScaleLayer", [](const json& c) { return CustomScaleLayer<T>::from_config(c); });
   register_vision_layers<T>(add);
 }
 

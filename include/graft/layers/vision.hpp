@@ -7,6 +7,7 @@
 #include "graft/layers/depthwise_conv2d.hpp"
 #include "graft/layers/embedding.hpp"
 #include "graft/layers/layer.hpp"
+#include "graft/layers/grouped_conv2d.hpp"
 #include "graft/layers/padding.hpp"
 #include "graft/layers/pooling.hpp"
 #include "graft/layers/rescaling.hpp"
@@ -18,7 +19,7 @@ namespace detail {
 
 template <class T, class Add>
 void register_vision_layers(Add& add) {
-  add("Conv2D", [](const json& c) { return Conv2D<T>::from_config(c); });
+  add("Conv2D", [](const json& c) { return conv2d_from_config<T>(c); });
   add("AtrousConvolution2D", [](const json& c) { return Conv2D<T>::from_config(c); });  // Keras 1 (atrous_rate)
   add("Conv1D", [](const json& c) { return Conv1D<T>::from_config(c); });
   add("AtrousConvolution1D", [](const json& c) { return Conv1D<T>::from_config(c); });  // Keras 1 (atrous_rate)
