@@ -202,6 +202,11 @@ TEST_CASE("operation nodes: Keras 3 keras.src.ops and TF-Keras 2 TFOpLambda, ten
       check_model(graft::model_from_json<float>(j), -1.0f);
     }
     check_model(graft::clone_model(m), 2.5f);
+    json twice = cfg;  // one operation node called twice with other constants: refused, not reinterpreted
+    json second = twice["config"]["layers"][1]["inbound_nodes"][0];
+    second["args"][1] = 4.0;
+    twice["config"]["layers"][1]["inbound_nodes"].push_back(second);
+    CHECK_THROWS_WITH(graft::model_from_config<float>(twice), Catch::Contains("'add'") && Catch::Contains("called again"));
   }
   SECTION("TF-Keras 2's TFOpLambda, and an operation graft does not implement, refused by name") {
     json cfg = json::parse(R"({"class_name": "Functional", "config": {"name": "tf", "layers": [

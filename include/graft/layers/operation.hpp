@@ -74,6 +74,9 @@ class Operation : public Layer<T> {
                                             " is neither a tensor nor a number"));
     }
     if (n == 0) throw unsupported_error(detail::cat("operation '", this->name(), "' (", cls_, "): no tensor argument"));
+    if (!this->inbound_nodes().empty() && args != args_)  // one operation, one set of constants
+      throw unsupported_error(detail::cat("operation '", this->name(), "' (", cls_, "): called again with other arguments (",
+                                          args.dump().substr(0, 80), " after ", args_.dump().substr(0, 80), ")"));
     args_ = args;
     tensors_ = n;
   }
