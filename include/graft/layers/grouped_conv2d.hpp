@@ -13,7 +13,9 @@ namespace graft {
 template <class T = float>
 class GroupedConv2D : public UnaryLayer<T> {
  public:
-  bool parallel_rows(bool) const override { return true; }
+  /// No: forward copies the kernel into the per-group workers, which row slices on several
+  /// threads would do at once.
+  bool parallel_rows(bool) const override { return false; }
   /// `proto`: the same convolution with groups = 1 (its arguments, initializers, name).
   GroupedConv2D(std::shared_ptr<Conv2D<T>> proto, Index groups)
       : UnaryLayer<T>(proto->name()), proto_(std::move(proto)), groups_(groups) {
@@ -92,7 +94,8 @@ class GroupedConv2D : public UnaryLayer<T> {
       for (Index r = 0, rows = s->dz.size() / F; r < rows; ++r)
         for (Index f = 0; f < F; ++f) gb[f] += s->dz[r * F + f];
     }
-    for (auto& w : workers_) w->set_trainable(wgrad);
+    for (auto& w : workers_)
+      if (w->trainable() != wgrad) w->set_trainable(wgrad);  // (each change invalidates gradient plans)
     if (dx) dx->resize(x.shape());
     if (depthwise_) {
       Param<T>& wk = worker_kernel(0);
