@@ -40,6 +40,7 @@ LARGE = {
     "ConvNeXtTiny": lambda: A.ConvNeXtTiny(input_shape=(32, 32, 3), weights=None, include_top=False, pooling="avg"),
     "EfficientNetB1": lambda: A.EfficientNetB1(input_shape=(32, 32, 3), weights=None, include_top=False, pooling="avg"),
     "EfficientNetV2S": lambda: A.EfficientNetV2S(input_shape=(32, 32, 3), weights=None, include_top=False, pooling="avg"),
+    # the whole classifier (include_top, softmax over 5 classes), not only the base
     "MobileNetV3SmallFull": lambda: A.MobileNetV3Small(input_shape=(32, 32, 3), weights=None, classes=5, minimalistic=False),
 }
 
