@@ -126,6 +126,14 @@ def main():
             y_file = ""
         manifest.append((model, x_file, y_file))
 
+    def random_inputs(model, x_file, n):
+        """n random samples for each input of a legacy .h5 model, as x (or x0, x1, ...) in x_file."""
+        xs = [rng.uniform(0, 1, [n] + s[1:]).astype("float32") for s in input_shapes(model)]
+        with h5py.File(x_file, "w") as f:
+            for i, x in enumerate(xs):
+                f["x" if len(xs) == 1 else f"x{i}"] = x
+        return x_file
+
     # 1. models built in graft
     cases = os.path.join(a.work, "cases")
     os.makedirs(cases, exist_ok=True)
@@ -137,16 +145,22 @@ def main():
             manifest.append(tuple(line.rstrip("\n").split("\t")))
 
     # 2. Keras-made transfer models, fine-tuned by graft fit (their making is cached)
-    gen = os.path.join(HERE, "keras_transfer_models.py")
-    transfer = os.path.join(a.work, "transfer" + ("_all" if a.all else ""))
-    stamp = hashlib.sha256(open(gen, "rb").read()).hexdigest()
-    stamp_file = os.path.join(transfer, "made_by")
-    if not (os.path.exists(stamp_file) and open(stamp_file).read() == stamp):
-        p = run([os.path.join(keras3, "run"), gen, transfer] + (["--all"] if a.all else []))
-        if p.returncode != 0:
-            problems.append("keras_transfer_models.py failed: " + p.stderr.strip()[-800:])
-        else:
-            open(stamp_file, "w").write(stamp)
+    def made_by_keras(script, name):
+        """Run a generator under real Keras into WORK/name, unless its output of this very script
+        is there already; returns the folder."""
+        out = os.path.join(a.work, name + ("_all" if a.all else ""))
+        gen = os.path.join(HERE, script)
+        stamp = hashlib.sha256(open(gen, "rb").read()).hexdigest()
+        stamp_file = os.path.join(out, "made_by")
+        if not (os.path.exists(stamp_file) and open(stamp_file).read() == stamp):
+            p = run([os.path.join(keras3, "run"), gen, out] + (["--all"] if a.all else []))
+            if p.returncode != 0:
+                problems.append(f"{script} failed: " + p.stderr.strip()[-800:])
+            else:
+                open(stamp_file, "w").write(stamp)
+        return out
+
+    transfer = made_by_keras("keras_transfer_models.py", "transfer")
     if os.path.exists(os.path.join(transfer, "cases.tsv")):
         for line in open(os.path.join(transfer, "cases.tsv")):
             case, src = line.rstrip("\n").split("\t")
@@ -162,16 +176,7 @@ def main():
                 problems.append(f"graft fit {src}: {e}")
 
     # 2b. every keras.applications family: predictions and fine-tuning against Keras'
-    apps_gen = os.path.join(HERE, "keras_applications.py")
-    apps = os.path.join(a.work, "applications" + ("_all" if a.all else ""))
-    stamp = hashlib.sha256(open(apps_gen, "rb").read()).hexdigest()
-    stamp_file = os.path.join(apps, "made_by")
-    if not (os.path.exists(stamp_file) and open(stamp_file).read() == stamp):
-        p = run([os.path.join(keras3, "run"), apps_gen, apps] + (["--all"] if a.all else []))
-        if p.returncode != 0:
-            problems.append("keras_applications.py failed: " + p.stderr.strip()[-800:])
-        else:
-            open(stamp_file, "w").write(stamp)
+    apps = made_by_keras("keras_applications.py", "applications")
     table = []
     if os.path.exists(os.path.join(apps, "families.tsv")):
         for line in open(os.path.join(apps, "families.tsv")):
@@ -274,11 +279,7 @@ def main():
             continue
         converted += 1
         try:
-            xs = [rng.uniform(0, 1, [4] + [d for d in s[1:]]).astype("float32") for s in input_shapes(out)]
-            x_file = os.path.join(cdir, name.replace(".", "_") + "_x.h5")
-            with h5py.File(x_file, "w") as f:
-                for i, x in enumerate(xs):
-                    f["x" if len(xs) == 1 else f"x{i}"] = x
+            x_file = random_inputs(out, os.path.join(cdir, name.replace(".", "_") + "_x.h5"), 4)
             predicted(out, x_file, name.replace(".", "_"))
         except (RuntimeError, KeyError, TypeError) as e:
             problems.append(f"corpus {name}: {e}")
@@ -290,11 +291,7 @@ def main():
             print(f"keras3: {ex} not present (its example test did not run); not checked")
             continue
         try:
-            xs = [rng.uniform(0, 1, [2] + s[1:]).astype("float32") for s in input_shapes(ex)]
-            x_file = os.path.join(a.work, os.path.basename(ex) + "_x.h5")
-            with h5py.File(x_file, "w") as f:
-                for i, x in enumerate(xs):
-                    f["x" if len(xs) == 1 else f"x{i}"] = x
+            x_file = random_inputs(ex, os.path.join(a.work, os.path.basename(ex) + "_x.h5"), 2)
             y_file = os.path.join(a.work, os.path.basename(ex) + "_graft_y.h5")
             graft("predict", ex, "--input", x_file, "--output", y_file)
             manifest.append((ex, x_file, y_file))
