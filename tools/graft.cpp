@@ -4,9 +4,12 @@
 //   graft fit MODEL --data DATA.h5 --output OUT.h5 [--epochs N] [--batch-size N] [--no-shuffle] [--seed S] [--verbose]
 //             [--keras-version 2|3]
 //   graft convert IN OUT [--keras-version 2|3]
+//   graft application NAME OUT [--weights FILE] [--no-top] [--input-shape H,W,C] [--pooling avg|max] ...
 // Exit status 0 on success; on any error one line on stderr and a non-zero status.
+#include <graft/applications.hpp>
 #include <graft/graft.hpp>
 
+#include <cmath>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -30,6 +33,13 @@ const char* kUsage =
     "      rewrites any model file graft reads (Keras 1, Keras 2, TF-Keras 2.x or Keras 3 .h5,\n"
     "      .keras) as a file Keras 3 (default) or TF-Keras 2 loads: OUT ending in .keras is a\n"
     "      Keras 3 archive, otherwise a legacy .h5; weights, compile and optimizer state included\n"
+    "  graft application NAME OUT [--weights FILE] [--no-top] [--input-shape H,W,C]\n"
+    "            [--pooling avg|max] [--classes N] [--classifier-activation A] [--alpha F]\n"
+    "            [--depth-multiplier N] [--dropout F] [--minimalistic] [--no-preprocessing]\n"
+    "            [--keras-version 2|3]\n"
+    "      builds keras.applications.NAME (ResNet50, MobileNetV2, EfficientNetB0, ... — graft\n"
+    "      application --list) with Keras' arguments and layer names, loads a Keras weights\n"
+    "      file by layer name, and saves the model to OUT (.h5 or .keras)\n"
     "  --keras-version 3 writes what Keras 3 (TensorFlow >= 2.16) loads, 2 what TF-Keras 2\n"
     "  (TensorFlow <= 2.15) loads; without it fit keeps the generation of MODEL\n";
 
@@ -65,7 +75,8 @@ Args parse(int argc, char** argv) {
   Args a;
   std::vector<std::string> pos;
   const std::vector<std::string> valued = {"--input", "--output", "--batch-size", "--data", "--epochs", "--seed",
-                                           "--keras-version"};
+                                           "--keras-version", "--weights", "--input-shape", "--pooling", "--classes",
+                                           "--classifier-activation", "--alpha", "--depth-multiplier", "--dropout"};
   for (int i = 1; i < argc; ++i) {
     std::string s = argv[i];
     if (s.rfind("--", 0) == 0) {
@@ -74,7 +85,8 @@ Args parse(int argc, char** argv) {
       if (v) {
         if (i + 1 >= argc) throw graft::value_error(s + " needs a value");
         a.opt[s] = argv[++i];
-      } else if (s == "--no-shuffle" || s == "--verbose" || s == "--help") {
+      } else if (s == "--no-shuffle" || s == "--verbose" || s == "--help" || s == "--no-top" || s == "--minimalistic" ||
+                 s == "--no-preprocessing" || s == "--list") {
         a.flags.push_back(s);
       } else {
         throw graft::value_error("unknown option " + s + " (see graft --help)");
@@ -85,8 +97,9 @@ Args parse(int argc, char** argv) {
   }
   if (!pos.empty()) a.cmd = pos[0];
   if (pos.size() > 1) a.model = pos[1];
-  if (a.cmd == "convert" && pos.size() > 2) a.opt["OUT"] = pos[2];
-  if (pos.size() > (a.cmd == "convert" ? 3u : 2u)) throw graft::value_error("unexpected argument '" + pos.back() + "'");
+  const bool two = a.cmd == "convert" || a.cmd == "application";
+  if (two && pos.size() > 2) a.opt["OUT"] = pos[2];
+  if (pos.size() > (two ? 3u : 2u)) throw graft::value_error("unexpected argument '" + pos.back() + "'");
   return a;
 }
 
@@ -239,6 +252,57 @@ int convert(const Args& a) {
   return 0;
 }
 
+double real(const Args& a, const std::string& k, double d) {
+  auto it = a.opt.find(k);
+  if (it == a.opt.end()) return d;
+  char* end = nullptr;
+  double v = std::strtod(it->second.c_str(), &end);
+  if (!end || *end || it->second.empty() || !std::isfinite(v)) throw graft::value_error(k + " expects a number, got '" + it->second + "'");
+  return v;
+}
+
+int application(const Args& a) {
+  namespace ga = graft::applications;
+  ga::Options o;
+  o.include_top = !a.flag("--no-top");
+  o.weights = a.get("--weights");
+  if (a.opt.count("--input-shape")) {
+    std::string s = a.get("--input-shape");
+    size_t start = 0;
+    while (start <= s.size()) {
+      size_t end = s.find(',', start);
+      std::string item = s.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      char* e = nullptr;
+      long long v = std::strtoll(item.c_str(), &e, 10);
+      if (item.empty() || !e || *e || v <= 0 || v > 100000) throw graft::value_error("--input-shape expects H,W,C (positive integers), got '" + s + "'");
+      o.input_shape.push_back(static_cast<graft::Index>(v));
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+  }
+  o.pooling = a.get("--pooling");
+  const long long classes = a.num("--classes", 1000);
+  if (classes <= 0 || classes > (1 << 24)) throw graft::value_error("--classes expects a positive integer");
+  o.classes = static_cast<int>(classes);
+  o.classifier_activation = a.get("--classifier-activation", "softmax");
+  o.alpha = real(a, "--alpha", 1.0);
+  const long long dm = a.num("--depth-multiplier", 1);
+  if (dm <= 0 || dm > 1024) throw graft::value_error("--depth-multiplier expects a positive integer");
+  o.depth_multiplier = static_cast<int>(dm);
+  if (a.opt.count("--dropout")) o.dropout = real(a, "--dropout", 0);
+  o.minimalistic = a.flag("--minimalistic");
+  o.include_preprocessing = !a.flag("--no-preprocessing");
+  graft::SaveOptions so;
+  so.keras_version = a.get("--keras-version", "3");
+  graft::parse_keras_version(so.keras_version);
+  const std::string out = a.need("OUT");
+  auto m = ga::build<float>(a.model, o);
+  graft::save_model(*m, out, so);
+  std::cout << a.model << " (" << m->name() << ", " << m->count_params() << " parameters"
+            << (o.weights.empty() ? ", random initialization" : ", weights from " + o.weights) << ") -> " << out << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -248,16 +312,21 @@ int main(int argc, char** argv) {
       std::cout << kUsage;
       return 0;
     }
+    if (a.cmd == "application" && a.flag("--list")) {
+      for (const auto& app : graft::applications::all<float>()) std::cout << app.name << "\n";
+      return 0;
+    }
     if (a.cmd.empty()) {
       std::cerr << kUsage;
       return 2;
     }
-    if (a.model.empty()) throw graft::value_error("missing MODEL (see graft --help)");
+    if (a.model.empty()) throw graft::value_error(a.cmd == "application" ? "missing NAME (graft application --list)" : "missing MODEL (see graft --help)");
     if (a.cmd == "summary") return summary(a);
     if (a.cmd == "predict") return predict(a);
     if (a.cmd == "fit") return fit(a);
     if (a.cmd == "convert") return convert(a);
-    throw graft::value_error("unknown command '" + a.cmd + "' (summary, predict, fit, convert)");
+    if (a.cmd == "application") return application(a);
+    throw graft::value_error("unknown command '" + a.cmd + "' (summary, predict, fit, convert, application)");
   } catch (const std::exception& e) {
     std::string m = e.what();
     for (auto& c : m)
