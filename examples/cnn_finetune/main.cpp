@@ -5,7 +5,8 @@
 //
 // The CNN: by default the Teachable Machine export ../shared/keras-corpus/tm_aknight_keras_model.h5
 // (tf.keras 2.4, MobileNetV2 alpha 0.35 at 224x224x3 nested in Sequential models); any Keras CNN
-// with --model PATH; with --build (or when no file is found) a small conv base that this program
+// with --model PATH; any keras.applications network built in C++ with --application NAME
+// (graft::applications, with Keras' official weights file given by --weights); with --build (or when no file is found) a small conv base that this program
 // builds and pretrains itself on the other Fashion-MNIST classes, saves as a Keras file and loads back.
 //
 // The task: real Fashion-MNIST, by default the five classes sandal, shirt, sneaker, bag and ankle
@@ -22,6 +23,7 @@
 //            fraction of the cost (unless the frozen part holds Dropout or noise layers, which
 //            Keras applies in training even when frozen: the program says so); it checks this by
 //            evaluating the assembled full model end to end on test images.
+#include <graft/applications.hpp>
 #include <graft/graft.hpp>
 
 #include "../common/example_args.hpp"
@@ -71,6 +73,14 @@ Options:
   --model PATH       the Keras CNN (.h5); default: the Teachable Machine MobileNetV2 export
                      )" CNN_FINETUNE_DEFAULT_MODEL R"(
                      when present, otherwise --build
+  --application NAME build keras.applications.NAME in C++ (graft::applications: ResNet50,
+                     MobileNetV2, EfficientNetB0, ...) without its top, at --input-size, and
+                     fine-tune it; images go through NAME's preprocess_input
+  --weights FILE     with --application: Keras' weights file for NAME (e.g.
+                     mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5), loaded
+                     by layer name; without it the network starts from random weights
+  --input-size N     with --application: the image size (default 96)
+  --alpha A          with --application: the MobileNet width multiplier (default 1.0)
   --build            build and pretrain a small conv base on the other Fashion-MNIST classes instead
   --classes LIST     the new task's Fashion-MNIST classes, comma-separated (default 5,6,7,8,9;
                      e.g. 0,2,4,6 for the hard T-shirt / pullover / coat / shirt task)
@@ -108,6 +118,9 @@ struct Args {
   std::string model = CNN_FINETUNE_DEFAULT_MODEL;
   bool model_given = false;
   bool build = false;
+  std::string application, weights;
+  Index input_size = 96;
+  double alpha = 1.0;
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
   std::string out_dir = ".";
   Index train = 300, test = 500;
@@ -143,6 +156,10 @@ Args parse_args(int argc, char** argv) {
       a.model = value();
       a.model_given = true;
     } else if (f == "--build") a.build = true;
+    else if (f == "--application") a.application = value();
+    else if (f == "--weights") a.weights = value();
+    else if (f == "--input-size") a.input_size = parse_int(f, value(), 1, 4096);
+    else if (f == "--alpha") a.alpha = parse_double(f, value());
     else if (f == "--data-dir") a.data_dir = value();
     else if (f == "--out-dir") a.out_dir = value();
     else if (f == "--train") a.train = parse_int(f, value(), 1, 1000000);
@@ -176,6 +193,8 @@ Args parse_args(int argc, char** argv) {
     else usage_error("unknown option '" + f + "'");
   }
   if (a.build && a.model_given) usage_error("--build and --model exclude each other");
+  if (!a.application.empty() && (a.build || a.model_given)) usage_error("--application excludes --build and --model");
+  if (!a.weights.empty() && a.application.empty()) usage_error("--weights goes with --application");
   return a;
 }
 
@@ -244,8 +263,10 @@ Data load_data(const Args& a, bool need_pretrain) {
 }
 
 /// Rows [b0, b0 + n) of 28x28 images in [0, 1], as the model's input: bilinear resize to H x W
-/// (half-pixel centres, as tf.image.resize), replicated to C channels, mapped to the input range.
-Tensor<float> to_model_input(const Tensor<float>& img, Index b0, Index n, const Shape& in, bool symmetric) {
+/// (half-pixel centres, as tf.image.resize), replicated to C channels, mapped to the input range:
+/// "unit" [0, 1], "symmetric" [-1, 1], or an application's name: its preprocess_input on [0, 255].
+Tensor<float> to_model_input(const Tensor<float>& img, Index b0, Index n, const Shape& in, const std::string& scaling) {
+  const bool symmetric = scaling == "symmetric", application = scaling != "unit" && !symmetric;
   const Index H = in[1], W = in[2], C = in[3], h0 = img.dim(1), w0 = img.dim(2);
   Tensor<float> x(Shape{n, H, W, C});
   const float sy = static_cast<float>(h0) / static_cast<float>(H), sx = static_cast<float>(w0) / static_cast<float>(W);
@@ -263,20 +284,21 @@ Tensor<float> to_model_input(const Tensor<float>& img, Index b0, Index n, const 
         float v = (1 - ay) * ((1 - ax) * src[y0 * w0 + x0] + ax * src[y0 * w0 + x1]) +
                   ay * ((1 - ax) * src[y1 * w0 + x0] + ax * src[y1 * w0 + x1]);
         if (symmetric) v = 2.f * v - 1.f;
+        if (application) v *= 255.f;
         for (Index c = 0; c < C; ++c) dst[(y * W + xx) * C + c] = v;
       }
     }
   }
-  return x;
+  return application ? graft::applications::preprocess_input(scaling, std::move(x)) : x;
 }
 
 /// model.predict over every image, converted chunk by chunk (full-size inputs are never all in memory).
-Tensor<float> predict_images(Model<float>& m, const Tensor<float>& img, const Shape& in, bool symmetric, Index chunk = 32) {
+Tensor<float> predict_images(Model<float>& m, const Tensor<float>& img, const Shape& in, const std::string& scaling, Index chunk = 32) {
   const Index n = img.dim(0);
   Tensor<float> out;
   for (Index b0 = 0; b0 < n; b0 += chunk) {
     Index cnt = std::min(chunk, n - b0);
-    Tensor<float> y = m.predict(to_model_input(img, b0, cnt, in, symmetric), chunk);
+    Tensor<float> y = m.predict(to_model_input(img, b0, cnt, in, scaling), chunk);
     if (b0 == 0) {
       Shape s = y.shape();
       s[0] = n;
@@ -446,7 +468,7 @@ int run(const Args& args_in) {
   graft::set_random_seed(args.seed);
   fs::create_directories(args.out_dir);
   bool build = args.build;
-  if (!build && !fs::exists(args.model)) {
+  if (!build && args.application.empty() && !fs::exists(args.model)) {
     if (args.model_given) throw graft::io_error(args.model + ": no such file");
     std::cout << "default model " << (args.model.empty() ? std::string("(none configured)") : args.model)
               << " not found: building a conv base instead (--build)\n";
@@ -467,13 +489,29 @@ int run(const Args& args_in) {
     src_path = (fs::path(args.out_dir) / "conv_base_pretrained.h5").string();
     build_and_pretrain(args, d, src_path);
   }
+  if (!args.application.empty()) {  // keras.applications.NAME(include_top=False, weights=FILE) in C++
+    graft::applications::Options ao;
+    ao.include_top = false;
+    ao.input_shape = {args.input_size, args.input_size, 3};
+    ao.weights = args.weights;
+    ao.alpha = args.alpha;
+    auto app = graft::applications::build<float>(args.application, ao);
+    std::cout << "application " << args.application << " ('" << app->name() << "', " << app->count_params() << " parameters) "
+              << (args.weights.empty() ? "with random weights (no --weights)" : "with the weights of " + args.weights) << "\n";
+    src_path = (fs::path(args.out_dir) / (app->name() + "_base.h5")).string();
+    graft::save_model(*app, src_path);  // the frozen-layer check below compares with this file
+  }
   src = graft::load_model<float>(src_path);
   const double t_load = seconds_since(t0);
   Plan p = make_plan(src, args);
-  const bool symmetric = args.input_range.empty() ? is_mobilenet_v2(*p.base) : args.input_range == "symmetric";
+  const std::string scaling = !args.application.empty() ? args.application
+                              : !args.input_range.empty() ? args.input_range
+                              : is_mobilenet_v2(*p.base) ? "symmetric" : "unit";
   std::cout << "CNN " << src_path << ": input " << graft::shape_str(p.input) << ", conv base '" << p.base->name() << "' -> "
             << graft::shape_str(p.base->output_shapes()[0]) << ", top block from '" << p.top_from << "' in '"
-            << p.inner->name() << "', inputs scaled to " << (symmetric ? "[-1, 1]" : "[0, 1]") << "\n";
+            << p.inner->name() << "', inputs "
+            << (scaling == "unit" ? "scaled to [0, 1]" : scaling == "symmetric" ? "scaled to [-1, 1]" : "through " + scaling + "'s preprocess_input")
+            << "\n";
 
   // ---- the new model: the base, then a new head (a nested Sequential, as Teachable Machine does)
   const Shape feat = p.base->output_shapes()[0];
@@ -510,8 +548,8 @@ int run(const Args& args_in) {
 
   // ---- cache: the frozen part once per image, then the features through the (still frozen) top block
   t0 = Clock::now();
-  Tensor<float> c_train = predict_images(*bottom, d.train.x, p.input, symmetric);
-  Tensor<float> c_test = predict_images(*bottom, d.test.x, p.input, symmetric);
+  Tensor<float> c_train = predict_images(*bottom, d.train.x, p.input, scaling);
+  Tensor<float> c_test = predict_images(*bottom, d.test.x, p.input, scaling);
   Tensor<float> f_train = upper_base->predict(c_train);
   Tensor<float> f_test = upper_base->predict(c_test);
   const double t_features = seconds_since(t0);
@@ -566,7 +604,7 @@ int run(const Args& args_in) {
   t0 = Clock::now();
   const Index n_e2e = std::min<Index>(d.test.size(), 64);
   Tensor<float> e2e_img = d.test.x.slice_rows(0, n_e2e);
-  Tensor<float> p_full = predict_images(*full, e2e_img, p.input, symmetric);
+  Tensor<float> p_full = predict_images(*full, e2e_img, p.input, scaling);
   double max_diff = 0;
   for (Index i = 0; i < p_full.size(); ++i) max_diff = std::max(max_diff, static_cast<double>(std::fabs(p_full[i] - p_top_test[i])));
   const double t_e2e = seconds_since(t0);
@@ -581,8 +619,8 @@ int run(const Args& args_in) {
   const double t_save = seconds_since(t0);
   auto reloaded = graft::load_model<float>(out);
   Tensor<float> few = d.test.x.slice_rows(0, std::min<Index>(n_e2e, 8));
-  Tensor<float> p_reloaded = predict_images(*reloaded, few, p.input, symmetric);
-  Tensor<float> p_few = predict_images(*full, few, p.input, symmetric);
+  Tensor<float> p_reloaded = predict_images(*reloaded, few, p.input, scaling);
+  Tensor<float> p_few = predict_images(*full, few, p.input, scaling);
   bool identical = p_reloaded.shape() == p_few.shape();
   for (Index i = 0; identical && i < p_reloaded.size(); ++i) identical = p_reloaded[i] == p_few[i];
   std::cout << "saved " << out << " (" << secs(t_save) << "); reloaded: predictions "

@@ -61,8 +61,10 @@ class Rescaling : public UnaryLayer<T> {
   }
   json get_config() const override {
     json c = this->base_config();
-    c["scale"] = scale_.size() == 1 ? json(scale_[0]) : json(scale_);
-    c["offset"] = offset_.size() == 1 ? json(offset_[0]) : json(offset_);
+    // a number or list read from a config is written back as it was (Keras echoes its arguments:
+    // offset=-1 stays the integer -1, as in EfficientNetV2's Rescaling(scale=1/128, offset=-1))
+    c["scale"] = !scale_given_.is_null() ? scale_given_ : scale_.size() == 1 ? json(scale_[0]) : json(scale_);
+    c["offset"] = !offset_given_.is_null() ? offset_given_ : offset_.size() == 1 ? json(offset_[0]) : json(offset_);
     return c;
   }
   /// scale / offset: a number, a list (nested lists whose leading dimensions are 1), or Keras 3's
@@ -73,6 +75,9 @@ class Rescaling : public UnaryLayer<T> {
     auto sc = values(c, "scale");
     auto of = c.has("offset") ? values(c, "offset") : std::vector<double>{0.0};
     auto l = std::make_shared<Rescaling>(sc, of);
+    auto given = [&](const char* k) { return c.has(k) && (c.raw()[k].is_number() || c.raw()[k].is_array()) ? c.raw()[k] : json(); };
+    l->scale_given_ = given("scale");
+    l->offset_given_ = given("offset");
     apply_base_config(*l, c);
     return l;
   }
@@ -102,6 +107,7 @@ class Rescaling : public UnaryLayer<T> {
       throw shape_error(detail::cat(this->where(), ": per-channel scale/offset do not fit inputs of shape ", shape_str(x.shape())));
   }
   std::vector<double> scale_, offset_;
+  json scale_given_, offset_given_;  // as in the config the layer was made from (null: made in C++)
   std::vector<T> sc_, of_;
 };
 

@@ -118,10 +118,11 @@ json layer_entry(const Layer<T>& l, bool archive) {
   }
   if (l.is_operation()) {  // keras.src.ops.numpy: a name is its whole config
     e = {{"class_name", l.class_name()}, {"config", {{"name", l.name()}}}};
-    if (archive) {
-      e["module"] = "keras.src.ops.numpy";
-      e["registered_name"] = l.class_name();
-    }
+    // The module in a legacy .h5 too: Keras 3 writes it there without one and then cannot load its
+    // own file (it reads {"class_name": "Add"} as the Add merge layer and refuses `x + 3.0`'s
+    // number); with the module, Keras loads the operation.
+    e["module"] = "keras.src.ops.numpy";
+    e["registered_name"] = l.class_name();
     return e;
   }
   e = {{"class_name", l.class_name()}, {"config", layer_config(l)}};
