@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -127,5 +128,16 @@ inline std::vector<Tensor<float>> read_arrays(const std::string& path, const std
 
 /// Path inside ../shared (fixtures, corpus).
 inline std::string shared_path(const std::string& rel) { return std::string(GRAFT_SHARED_DIR) + "/" + rel; }
+
+/// A fresh folder under /tmp for this test process's files (made once).
+inline std::string tmp_dir() {
+  static std::string d = [] {
+    char tmpl[] = "/tmp/graft-test-XXXXXX";
+    char* r = mkdtemp(tmpl);
+    REQUIRE(r != nullptr);
+    return std::string(r);
+  }();
+  return d;
+}
 
 }  // namespace graft_test

@@ -28,15 +28,6 @@ using json = nlohmann::json;
 
 std::string corpus_file(const std::string& f) { return graft_test::shared_path("keras-corpus/" + f); }
 
-std::string cnn_tmp_dir() {
-  static std::string d = [] {
-    char tmpl[] = "/tmp/graft-cnn-XXXXXX";
-    char* r = mkdtemp(tmpl);
-    REQUIRE(r != nullptr);
-    return std::string(r);
-  }();
-  return d;
-}
 
 std::shared_ptr<Model<float>> as_model(const std::shared_ptr<Layer<float>>& l) {
   auto m = std::dynamic_pointer_cast<Model<float>>(l);
@@ -314,7 +305,7 @@ TEST_CASE("MobileNetV2 fine-tuning: frozen base trains the head only, then the t
   for (auto& n : {"block_15_project_BN/moving_mean", "bn_Conv1/moving_variance"}) CHECK(s1.at(n) == s2.at(n));
 
   // save with graft::save_model; reload: identical predictions, trainable flags and compile state
-  const std::string path = cnn_tmp_dir() + "/tm_finetuned.h5";
+  const std::string path = graft_test::tmp_dir() + "/tm_finetuned.h5";
   graft::save_model(*m, path);
   auto r = graft::load_model<float>(path);
   Tensor<float> xt = x.slice_rows(0, 2);
@@ -474,7 +465,7 @@ TEST_CASE("real corpus CNNs (Keras 2.1.6 .. 3.9) predict, continue training with
     CHECK(moved_layers(before, snapshot(*m)) == weighted_layers(*m));
     CHECK(m->optimizer()->iterations() == iterations_before + 2);  // 8 samples, batches of 4
 
-    const std::string path = cnn_tmp_dir() + "/continued_" + c.file;
+    const std::string path = graft_test::tmp_dir() + "/continued_" + c.file;
     graft::save_model(*m, path);
     auto r = graft::load_model<float>(path);
     check_bitwise_equal(m->predict(x, 4), r->predict(x, 4));
@@ -566,7 +557,7 @@ TEST_CASE("weights-only CNN files: the architecture rebuilt in C++, weights by p
     check_reference(a->predict(x), want);
     check_bitwise_equal(a->predict(x), b->predict(x));
     // with the custom layer registered, the rebuilt model saves and loads as a whole
-    const std::string path = cnn_tmp_dir() + "/aimining_full.h5";
+    const std::string path = graft_test::tmp_dir() + "/aimining_full.h5";
     graft::save_model(*a, path);
     auto r = graft::load_model<float>(path);
     check_bitwise_equal(a->predict(x), r->predict(x));
@@ -636,7 +627,7 @@ TEST_CASE("a Sequential whose first layer is a whole conv base: freeze, train th
   // the source file's model was cloned, not shared: untouched
   CHECK(moved_layers(snapshot(*graft::load_model<float>(corpus_file("bwd_cats_and_dogs_small_1.h5"))), snapshot(*src)).empty());
 
-  const std::string path = cnn_tmp_dir() + "/conv_base_finetuned.h5";
+  const std::string path = graft_test::tmp_dir() + "/conv_base_finetuned.h5";
   graft::save_model(*model, path);
   auto r = graft::load_model<float>(path);
   REQUIRE(r->layers().size() == 4);

@@ -24,15 +24,6 @@ using KTs = std::vector<graft::KerasTensor<float>>;
 std::string fixtures() { return graft_test::shared_path("keras-fixtures"); }
 std::string corpus() { return graft_test::shared_path("keras-corpus"); }
 
-std::string tmp_dir() {
-  static std::string d = [] {
-    char tmpl[] = "/tmp/graft-dialects-XXXXXX";
-    char* r = mkdtemp(tmpl);
-    REQUIRE(r != nullptr);
-    return std::string(r);
-  }();
-  return d;
-}
 
 std::string read_file(const std::string& p) {
   std::ifstream f(p, std::ios::binary);
@@ -111,7 +102,7 @@ TEST_CASE("a model is saved for the Keras generation of its file; models built i
   auto arch = graft::load_model<float>(fixtures() + "/handson_model_a/model.keras");
   CHECK(graft::default_dialect(*arch) == graft::KerasDialect::keras3);
 
-  std::string p = tmp_dir() + "/gen.h5";
+  std::string p = graft_test::tmp_dir() + "/gen.h5";
   graft::save_model(*k3, p);
   CHECK(keras_version_of(p) == "3.15.1");
   graft::save_model(*k2, p);
@@ -175,7 +166,7 @@ TEST_CASE("graft's TF-Keras 2 configs match the real TF-Keras 2 files of the cor
                         "chlorophyll_my_model_A.h5", "deepanshu_my_model_A.h5", "fausto_my_model_A.h5"}) {
     INFO(f);
     auto m = graft::load_model<float>(corpus() + "/" + f);
-    std::string p = tmp_dir() + "/k2_" + f;
+    std::string p = graft_test::tmp_dir() + "/k2_" + f;
     graft::save_model(*m, p);  // their own generation: TF-Keras 2
     CHECK(keras_version_of(p) == "2.15.0");
     std::vector<std::string> diffs;
@@ -202,7 +193,7 @@ TEST_CASE("graft's Keras 3 configs match what Keras 3.15.1 wrote for every fixtu
     INFO(c);
     std::string src = fixtures() + "/" + c + "/model.h5";
     auto m = graft::load_model<float>(src);
-    std::string p = tmp_dir() + "/k3_" + c + ".h5";
+    std::string p = graft_test::tmp_dir() + "/k3_" + c + ".h5";
     graft::save_model(*m, p);
     std::vector<std::string> diffs;
     config_diff(model_config_of(src), model_config_of(p), "model_config", allowed, diffs);
@@ -215,7 +206,7 @@ TEST_CASE("graft's Keras 3 configs match what Keras 3.15.1 wrote for every fixtu
 
 TEST_CASE("a file graft cannot write right is refused before anything is written, and an existing file stays intact",
           "[keras][dialects][errors]") {
-  std::string p = tmp_dir() + "/keep.h5";
+  std::string p = graft_test::tmp_dir() + "/keep.h5";
   auto m = graft::load_model<float>(fixtures() + "/handson_model_a/model.h5");
   graft::save_model(*m, p);
   const std::string before = read_file(p);
@@ -261,7 +252,7 @@ TEST_CASE("a file graft cannot write right is refused before anything is written
     refused(*s, p, "3", "layer 'twice' (UnregisteredTwice) cannot be saved");
   }
   SECTION("a .keras archive for TF-Keras 2") {
-    std::string k = tmp_dir() + "/keep.keras";
+    std::string k = graft_test::tmp_dir() + "/keep.keras";
     graft::save_model(*m, k);
     const std::string kb = read_file(k);
     graft::SaveOptions so;
@@ -280,7 +271,7 @@ TEST_CASE(".keras archives graft writes load back with the same predictions, com
   o.verbose = 0;
   o.shuffle = false;
   m->fit(io, yt, o);
-  std::string p = tmp_dir() + "/trained.keras";
+  std::string p = graft_test::tmp_dir() + "/trained.keras";
   graft::save_model(*m, p);
   // a zip of exactly Keras' three members, stored
   int err = 0;
@@ -307,7 +298,7 @@ TEST_CASE(".keras archives graft writes load back with the same predictions, com
   // nested models, frozen flags
   auto tm = graft::load_model<float>(corpus() + "/tm_aknight_keras_model.h5");
   tm->get_layer(0)->set_trainable(false);
-  std::string pt = tmp_dir() + "/tm.keras";
+  std::string pt = graft_test::tmp_dir() + "/tm.keras";
   graft::save_model(*tm, pt);
   auto tb = graft::load_model<float>(pt);
   CHECK(tb->trainable_weights().size() == tm->trainable_weights().size());
@@ -331,7 +322,7 @@ TEST_CASE("both dialects round-trip a compiled nested model through graft", "[ke
     INFO(v);
     graft::SaveOptions so;
     so.keras_version = v;
-    std::string p = tmp_dir() + "/nested_k" + v + ".h5";
+    std::string p = graft_test::tmp_dir() + "/nested_k" + v + ".h5";
     graft::save_model(*m, p, so);
     std::vector<std::string> warnings;
     graft::LoadOptions lo;

@@ -89,15 +89,6 @@ void check_close(const Tensor<float>& got, const Tensor<float>& want, double ato
   CHECK(bad == -1);
 }
 
-std::string tmp_dir() {
-  static std::string d = [] {
-    char tmpl[] = "/tmp/graft-test-XXXXXX";
-    char* r = mkdtemp(tmpl);
-    REQUIRE(r != nullptr);
-    return std::string(r);
-  }();
-  return d;
-}
 
 /// Inference cases of the fixtures, with their meta.json.
 std::vector<std::pair<std::string, json>> inference_cases() {
@@ -237,7 +228,7 @@ TEST_CASE("every Keras training fixture: one epoch of fit matches Keras' weights
       INFO(n << " loss " << h["loss"][0] << " vs Keras " << want_loss);
       CHECK(close(h["loss"][0], want_loss, 1e-5, 1e-4));
       // weights, in the order the saved file lists them
-      std::string saved = tmp_dir() + "/" + n + ".after.h5";
+      std::string saved = graft_test::tmp_dir() + "/" + n + ".after.h5";
       graft::save_model(*m, saved);
       auto got_w = ordered_weights(saved);
       auto want_w = ordered_weights(d + "/after.h5");
@@ -291,7 +282,7 @@ TEST_CASE("graft continues training from a Keras-saved after.h5 and restores its
     auto m = graft::load_model<float>(d + "/after.h5");
     REQUIRE(m->compiled());
     CHECK(m->optimizer()->iterations() == 4);
-    std::string saved = tmp_dir() + "/" + n + ".resaved.h5";
+    std::string saved = graft_test::tmp_dir() + "/" + n + ".resaved.h5";
     graft::save_model(*m, saved);
     auto a = optimizer_arrays(saved), b = optimizer_arrays(d + "/after.h5");
     REQUIRE(a.size() == b.size());
@@ -309,7 +300,7 @@ TEST_CASE("save then load round-trips weights, predictions and compile state bit
       continue;  // listed by the fixture test
     }
     INFO(name);
-    std::string p = tmp_dir() + "/" + name + ".roundtrip.h5";
+    std::string p = graft_test::tmp_dir() + "/" + name + ".roundtrip.h5";
     graft::save_model(*m, p);
     auto m2 = graft::load_model<float>(p);
     auto w1 = m->get_weights(), w2 = m2->get_weights();
@@ -330,7 +321,7 @@ TEST_CASE("save then load round-trips weights, predictions and compile state bit
     o.shuffle = false;
     o.epochs = 2;
     m->fit(x, y, o);
-    std::string p = tmp_dir() + "/compiled_roundtrip.h5";
+    std::string p = graft_test::tmp_dir() + "/compiled_roundtrip.h5";
     graft::save_model(*m, p);
     auto m2 = graft::load_model<float>(p);
     REQUIRE(m2->compiled());
@@ -357,7 +348,7 @@ TEST_CASE("files graft saves have the layout Keras expects (checked by h5py, an 
     graft::SaveOptions so;
     so.keras_version = v;
     for (auto& [model, name] : std::vector<std::pair<graft::Model<float>*, std::string>>{{m.get(), "rmsprop"}, {nested.get(), "nested"}, {tm.get(), "tm"}}) {
-      std::string p = tmp_dir() + "/layout_check_" + name + "_k" + v + ".h5";
+      std::string p = graft_test::tmp_dir() + "/layout_check_" + name + "_k" + v + ".h5";
       graft::save_model(*model, p, so);
       files += " " + p;
     }
@@ -489,7 +480,7 @@ TEST_CASE("graft fit continues training from every compiled corpus file it can l
     bool moved = false;
     for (size_t i = 0; i < after.size(); ++i) moved = moved || !(after[i] == before[i]);
     CHECK(moved);
-    graft::save_model(*m, tmp_dir() + "/continued.h5");
-    CHECK(graft::load_model<float>(tmp_dir() + "/continued.h5")->compiled());
+    graft::save_model(*m, graft_test::tmp_dir() + "/continued.h5");
+    CHECK(graft::load_model<float>(graft_test::tmp_dir() + "/continued.h5")->compiled());
   }
 }

@@ -516,7 +516,7 @@ TEST_CASE("fit with validation_data records Keras History keys per epoch", "[cor
     keys.insert(kv.first);
     CHECK(kv.second.size() == 3);
   }
-  CHECK(keys == std::set<std::string>{"accuracy", "loss", "val_accuracy", "val_loss"});
+  CHECK(keys == std::set<std::string>{"accuracy", "loss", "lr", "val_accuracy", "val_loss"});  // Keras' keys, and the learning rate
   CHECK(h.epoch == std::vector<int>{0, 1, 2});
   Logs v = m->evaluate(xv, binary_labels(xv));
   CHECK(h["val_loss"].back() == Approx(v["loss"]));
@@ -597,7 +597,7 @@ TEST_CASE("several outputs: one loss each, loss_weights, per-output logs", "[cor
   auto hist = m.fit({X}, {Y1, Y2}, quiet(2));
   std::set<std::string> keys;
   for (auto& kv : hist.history) keys.insert(kv.first);
-  CHECK(keys == std::set<std::string>{"cls_accuracy", "cls_loss", "loss", "reg_loss"});
+  CHECK(keys == std::set<std::string>{"cls_accuracy", "cls_loss", "loss", "lr", "reg_loss"});
   for (size_t e = 0; e < 2; ++e)
     CHECK(hist["loss"][e] == Approx(0.3 * hist["reg_loss"][e] + 2.0 * hist["cls_loss"][e]).epsilon(1e-6));
 
@@ -712,16 +712,18 @@ TEST_CASE("verbose progress lines follow the Keras 3 format; verbose 0 is silent
 }
 
 namespace {
-struct Recorder : Callback {
+struct Recorder : Callback<float> {
   std::vector<std::string> events;
   int stop_after = -1;
-  void on_train_begin() override { events.push_back("train_begin"); }
-  void on_epoch_begin(int e) override { events.push_back("begin" + std::to_string(e)); }
-  void on_epoch_end(int e, const Logs& logs, bool& stop) override {
-    events.push_back("end" + std::to_string(e) + (logs.count("loss") ? "+loss" : ""));
-    if (e == stop_after) stop = true;
+  void on_train_begin(const Logs&) override { events.push_back("train_begin"); }
+  void on_epoch_begin(int e, const Logs&) override { events.push_back("begin" + std::to_string(e)); }
+  void on_train_batch_begin(Index b, const Logs&) override { events.push_back("b" + std::to_string(b)); }
+  void on_train_batch_end(Index b, const Logs& logs) override { events.push_back("e" + std::to_string(b) + (logs.count("loss") ? "+loss" : "")); }
+  void on_epoch_end(int e, Logs& logs) override {
+    events.push_back("end" + std::to_string(e) + (logs.count("loss") ? "+loss" : "") + (logs.count("lr") ? "+lr" : ""));
+    if (e == stop_after) model()->stop_training = true;
   }
-  void on_train_end() override { events.push_back("train_end"); }
+  void on_train_end(const Logs&) override { events.push_back("train_end"); }
 };
 }  // namespace
 
@@ -733,10 +735,12 @@ TEST_CASE("callbacks see every epoch and can stop training", "[core][model]") {
   rec->stop_after = 1;
   FitOptions<float> o = quiet(5);
   o.callbacks = {rec};
+  o.batch_size = 8;
   auto h = m->fit(rnd({16, 3}, 29), rnd({16, 1}, 30), o);
   CHECK(h["loss"].size() == 2);
-  CHECK(rec->events ==
-        std::vector<std::string>{"train_begin", "begin0", "end0+loss", "begin1", "end1+loss", "train_end"});
+  CHECK(h["lr"] == std::vector<double>{0.05, 0.05});
+  CHECK(rec->events == std::vector<std::string>{"train_begin", "begin0", "b0", "e0+loss", "b1", "e1+loss", "end0+loss+lr",
+                                                "begin1", "b0", "e0+loss", "b1", "e1+loss", "end1+loss+lr", "train_end"});
 }
 
 TEST_CASE("EarlyStopping stops when the monitored value stops improving and restores the best weights",
@@ -757,7 +761,7 @@ TEST_CASE("EarlyStopping stops when the monitored value stops improving and rest
   o.validation_y = {yv};
   SECTION("patience 2 without restoring") {
     auto m = make_model();
-    auto es = std::make_shared<EarlyStopping>("val_loss", 2);
+    auto es = std::make_shared<EarlyStopping<float>>("val_loss", 2);
     o.callbacks = {es};
     auto h = m->fit(x, y, o);
     REQUIRE(h["val_loss"].size() == 3);
@@ -768,7 +772,7 @@ TEST_CASE("EarlyStopping stops when the monitored value stops improving and rest
   }
   SECTION("restore_best_weights brings back the best epoch's weights") {
     auto m = make_model();
-    auto es = std::make_shared<EarlyStopping>("val_loss", 1, 0.0, true);
+    auto es = std::make_shared<EarlyStopping<float>>("val_loss", 1, 0.0, true);
     o.callbacks = {es};
     auto h = m->fit(x, y, o);
     REQUIRE(h["val_loss"].size() == 2);
@@ -776,26 +780,28 @@ TEST_CASE("EarlyStopping stops when the monitored value stops improving and rest
   }
   SECTION("a value that keeps improving never stops; min_delta demands a margin") {
     auto m = make_model();
-    auto es = std::make_shared<EarlyStopping>("loss", 0);
+    auto es = std::make_shared<EarlyStopping<float>>("loss", 0);
     o.callbacks = {es};
     auto h = m->fit(x, y, o);
     CHECK(h["loss"].size() == 10);
-    CHECK(es->stopped_epoch() < 0);
+    CHECK(es->stopped_epoch() == 0);  // Keras: 0 when training did not stop early
     auto m2 = make_model();
-    auto strict = std::make_shared<EarlyStopping>("loss", 0, 10.0);
+    auto strict = std::make_shared<EarlyStopping<float>>("loss", 0, 10.0);
     o.callbacks = {strict};
     CHECK(m2->fit(x, y, o)["loss"].size() == 2);
   }
   SECTION("accuracy is maximised in auto mode") {
-    EarlyStopping es("val_accuracy", 0);
-    es.on_train_begin();
-    bool stop = false;
-    es.on_epoch_end(0, {{"val_accuracy", 0.5}}, stop);
-    es.on_epoch_end(1, {{"val_accuracy", 0.7}}, stop);
-    CHECK_FALSE(stop);
+    auto m = make_model();
+    EarlyStopping<float> es("val_accuracy", 0);
+    es.set_model(m.get());
+    es.on_train_begin({});
+    Logs l0{{"val_accuracy", 0.5}}, l1{{"val_accuracy", 0.7}}, l2{{"val_accuracy", 0.6}};
+    es.on_epoch_end(0, l0);
+    es.on_epoch_end(1, l1);
+    CHECK_FALSE(m->stop_training);
     CHECK(es.best() == 0.7);
-    es.on_epoch_end(2, {{"val_accuracy", 0.6}}, stop);
-    CHECK(stop);
+    es.on_epoch_end(2, l2);
+    CHECK(m->stop_training);
   }
 }
 
@@ -926,10 +932,10 @@ TEST_CASE("a callback can unfreeze layers for the following epochs", "[core][mod
   auto m = mlp(4, 1, "linear", "uf");
   m->get_layer("uf_h1")->set_trainable(false);
   m->compile(std::make_shared<SGD<float>>(0.1), "mse");
-  struct Unfreeze : Callback {
+  struct Unfreeze : Callback<float> {
     std::shared_ptr<Layer<float>> layer;
     std::vector<Tensor<float>> at_epoch1;
-    void on_epoch_begin(int e) override {
+    void on_epoch_begin(int e, const Logs&) override {
       if (e == 1) {
         at_epoch1 = layer->get_weights();
         layer->set_trainable(true);

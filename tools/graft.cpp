@@ -4,6 +4,7 @@
 //   graft fit MODEL --data DATA.h5 --output OUT.h5 [--epochs N] [--batch-size N] [--no-shuffle] [--seed S] [--verbose]
 //             [--keras-version 2|3]
 //   graft convert IN OUT [--keras-version 2|3]
+//   graft lr-find MODEL --data DATA.h5 [--start-lr F] [--end-lr F] [--steps N] [--csv FILE]
 //   graft application NAME OUT [--weights FILE] [--no-top] [--input-shape H,W,C] [--pooling avg|max] ...
 // Exit status 0 on success; on any error one line on stderr and a non-zero status.
 #include <graft/applications.hpp>
@@ -27,8 +28,23 @@ const char* kUsage =
     "      reads x (or x0, x1, ...) from IN.h5, writes y (or y0, y1, ...) as float32\n"
     "  graft fit MODEL --data DATA.h5 --output OUT.h5 [--epochs N] [--batch-size N]\n"
     "            [--no-shuffle] [--seed S] [--verbose] [--keras-version 2|3]\n"
+    "            [--validation-split F] [--lr-schedule NAME[:key=value,...]]\n"
+    "            [--layer-groups K] [--lr-mult-factor F] [--unfreeze-gradual N]\n"
+    "            [--early-stopping PATIENCE] [--reduce-lr-on-plateau PATIENCE]\n"
+    "            [--checkpoint FILE] [--csv-log FILE] [--backup-dir DIR]\n"
     "      trains with the loss and optimizer stored in MODEL (datasets x_train, y_train\n"
-    "      or x_train0.., y_train0..), then saves the trained model to OUT.h5\n"
+    "      or x_train0.., y_train0..; x_val, y_val for validation), then saves the trained\n"
+    "      model to OUT.h5. --lr-schedule: one-cycle (max_lr, div, div_final, pct_start,\n"
+    "      moms), cosine-restarts, cyclic, exponential, cosine; --lr-mult-factor: each of the\n"
+    "      K layer groups (default 3) below the top trains F times slower; --unfreeze-gradual\n"
+    "      N: only the top group trains at first, one more every N epochs; --checkpoint keeps\n"
+    "      the best model (val_loss, or loss without validation); --csv-log writes one row\n"
+    "      per epoch; --backup-dir: the same command rerun after a crash or kill resumes\n"
+    "      where it stopped and ends with the same weights\n"
+    "  graft lr-find MODEL --data DATA.h5 [--start-lr F] [--end-lr F] [--steps N]\n"
+    "            [--batch-size N] [--seed S] [--csv FILE]\n"
+    "      the learning-rate range test (fastai lr_find): prints the suggested learning rate;\n"
+    "      MODEL is not changed\n"
     "  graft convert IN OUT [--keras-version 2|3]\n"
     "      rewrites any model file graft reads (Keras 1, Keras 2, TF-Keras 2.x or Keras 3 .h5,\n"
     "      .keras) as a file Keras 3 (default) or TF-Keras 2 loads: OUT ending in .keras is a\n"
@@ -76,7 +92,10 @@ Args parse(int argc, char** argv) {
   std::vector<std::string> pos;
   const std::vector<std::string> valued = {"--input", "--output", "--batch-size", "--data", "--epochs", "--seed",
                                            "--keras-version", "--weights", "--input-shape", "--pooling", "--classes",
-                                           "--classifier-activation", "--alpha", "--depth-multiplier", "--dropout"};
+                                           "--classifier-activation", "--alpha", "--depth-multiplier", "--dropout",
+                                           "--validation-split", "--lr-schedule", "--layer-groups", "--lr-mult-factor",
+                                           "--unfreeze-gradual", "--early-stopping", "--reduce-lr-on-plateau", "--checkpoint",
+                                           "--csv-log", "--backup-dir", "--start-lr", "--end-lr", "--steps", "--csv"};
   for (int i = 1; i < argc; ++i) {
     std::string s = argv[i];
     if (s.rfind("--", 0) == 0) {
@@ -215,10 +234,23 @@ int predict(const Args& a) {
   return 0;
 }
 
-int fit(const Args& a) {
-  auto m = graft::load_model<float>(a.model);
+double real(const Args& a, const std::string& k, double d);
+
+std::shared_ptr<graft::Model<float>> compiled_model(const std::string& path) {
+  auto m = graft::load_model<float>(path);
   if (!m->compiled())
-    throw graft::value_error(a.model + ": the model has no training_config (it was never compiled), so there is no loss or optimizer to train with");
+    throw graft::value_error(path + ": the model has no training_config (it was never compiled), so there is no loss or optimizer to train with");
+  return m;
+}
+
+int positive_int(const Args& a, const std::string& k, long long d) {
+  long long v = a.num(k, d);
+  if (v < 1 || v > 1000000000) throw graft::value_error(k + " expects a positive integer, got " + std::to_string(v));
+  return static_cast<int>(v);
+}
+
+int fit(const Args& a) {
+  auto m = compiled_model(a.model);
   std::string data = a.need("--data"), out = a.need("--output");
   auto x = read_arrays(data, "x_train", m->num_inputs());
   auto y = read_arrays(data, "y_train", m->num_outputs());
@@ -228,11 +260,63 @@ int fit(const Args& a) {
   o.shuffle = !a.flag("--no-shuffle");
   if (a.opt.count("--seed")) o.seed = static_cast<std::uint64_t>(a.num("--seed", 0));
   o.verbose = a.flag("--verbose") ? 2 : 0;
+  o.validation_split = real(a, "--validation-split", 0.0);
+  if (!(o.validation_split >= 0 && o.validation_split < 1)) throw graft::value_error("--validation-split expects a fraction in [0, 1)");
+  {
+    auto f = graft::h5::File::open(data);
+    auto root = graft::h5::Group::root(f);
+    if (root.kind("x_val") == graft::h5::Group::Kind::dataset || root.kind("x_val0") == graft::h5::Group::Kind::dataset) {
+      o.validation_x = read_arrays(data, "x_val", m->num_inputs());
+      o.validation_y = read_arrays(data, "y_val", m->num_outputs());
+    }
+  }
+  const bool validation = o.validation_split > 0 || !o.validation_x.empty();
+  const std::string monitor = validation ? "val_loss" : "loss";
+  const int groups = positive_int(a, "--layer-groups", 3);
+  if (a.opt.count("--lr-mult-factor")) graft::set_discriminative_lrs(*m, real(a, "--lr-mult-factor", 1.0), groups);
+  if (a.opt.count("--unfreeze-gradual"))
+    o.callbacks.push_back(std::make_shared<graft::GradualUnfreezing<float>>(groups, positive_int(a, "--unfreeze-gradual", 1)));
+  if (a.opt.count("--lr-schedule"))
+    o.callbacks.push_back(graft::make_lr_schedule_callback<float>(a.get("--lr-schedule"), m->optimizer()->learning_rate()));
+  if (a.opt.count("--reduce-lr-on-plateau"))
+    o.callbacks.push_back(std::make_shared<graft::ReduceLROnPlateau<float>>(monitor, 0.1, positive_int(a, "--reduce-lr-on-plateau", 10)));
+  if (a.opt.count("--early-stopping"))
+    o.callbacks.push_back(std::make_shared<graft::EarlyStopping<float>>(monitor, positive_int(a, "--early-stopping", 1)));
+  if (a.opt.count("--checkpoint"))
+    o.callbacks.push_back(std::make_shared<graft::ModelCheckpoint<float>>(a.get("--checkpoint"), monitor, 0, true));
+  if (a.opt.count("--csv-log")) o.callbacks.push_back(std::make_shared<graft::CSVLogger<float>>(a.get("--csv-log")));
+  std::shared_ptr<graft::BackupAndRestore<float>> backup;
+  if (a.opt.count("--backup-dir")) {
+    backup = std::make_shared<graft::BackupAndRestore<float>>(a.get("--backup-dir"));
+    o.callbacks.push_back(backup);
+  }
   graft::SaveOptions so;
   so.keras_version = a.get("--keras-version");
   if (!so.keras_version.empty()) graft::parse_keras_version(so.keras_version);  // refuse before training
-  m->fit(x, y, o);
+  auto h = m->fit(x, y, o);
+  if (backup && backup->resumed()) std::cout << "resumed from " << a.get("--backup-dir") << "\n";
   graft::save_model(*m, out, so);
+  if (!h.epoch.empty())
+    std::cout << "trained " << h.epoch.size() << " epoch(s); final " << monitor << ": " << h[monitor].back() << "\n";
+  return 0;
+}
+
+int lr_find(const Args& a) {
+  auto m = compiled_model(a.model);
+  std::string data = a.need("--data");
+  auto x = read_arrays(data, "x_train", m->num_inputs());
+  auto y = read_arrays(data, "y_train", m->num_outputs());
+  graft::LRFindOptions o;
+  o.start_lr = real(a, "--start-lr", o.start_lr);
+  o.end_lr = real(a, "--end-lr", o.end_lr);
+  o.num_it = positive_int(a, "--steps", o.num_it);
+  o.batch_size = a.num("--batch-size", 32);
+  if (a.opt.count("--seed")) o.seed = static_cast<std::uint64_t>(a.num("--seed", 0));
+  auto r = graft::lr_find(*m, x, y, o);
+  if (a.opt.count("--csv")) r.write_csv(a.get("--csv"));
+  std::cout << "steps run: " << r.lrs.size() << " (learning rate " << r.lrs.front() << " to " << r.lrs.back() << ")\n";
+  std::cout << "minimum / 10: " << r.minimum << ", steepest descent: " << r.steep << "\n";
+  std::cout << "suggested learning rate: " << r.suggestion() << "\n";
   return 0;
 }
 
@@ -326,7 +410,8 @@ int main(int argc, char** argv) {
     if (a.cmd == "fit") return fit(a);
     if (a.cmd == "convert") return convert(a);
     if (a.cmd == "application") return application(a);
-    throw graft::value_error("unknown command '" + a.cmd + "' (summary, predict, fit, convert, application)");
+    if (a.cmd == "lr-find") return lr_find(a);
+    throw graft::value_error("unknown command '" + a.cmd + "' (summary, predict, fit, convert, application, lr-find)");
   } catch (const std::exception& e) {
     std::string m = e.what();
     for (auto& c : m)

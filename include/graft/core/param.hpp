@@ -1,6 +1,7 @@
 // graft — a named weight: value, gradient, trainability, regularizer and constraint.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "graft/core/regularizers.hpp"
@@ -24,6 +25,15 @@ struct Param {
   /// later ones (a layer shared by several calls) accumulate. A param still fresh after the
   /// backward pass received no gradient and is skipped by the optimizer, as Keras does.
   bool grad_fresh = true;
+  /// Discriminative learning rates: the optimizer steps this variable with learning_rate *
+  /// lr_multiplier (weight decay included); 0 leaves it unchanged, like a frozen one. Set through
+  /// Layer::set_lr_multiplier; saved in graft's .h5 as a layer attribute Keras ignores.
+  double lr_multiplier = 1.0;
+  /// L2-SP (Li et al. 2018, train/l2sp.hpp): a penalty sp_alpha/2 * ||value - sp_anchor||^2 pulling
+  /// a reused weight towards its pretrained value, or (no anchor) sp_beta/2 * ||value||^2 on a new
+  /// one. Training-time only: not part of any Keras config.
+  std::shared_ptr<Tensor<T>> sp_anchor;
+  double sp_alpha = 0.0, sp_beta = 0.0;
 
   /// Call before writing a gradient contribution; returns true when it must overwrite.
   bool begin_grad() {

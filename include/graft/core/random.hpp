@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <string>
 
 #include "graft/core/errors.hpp"
@@ -50,6 +51,26 @@ class Rng {
   }
   /// Uniform integer in [0, n).
   std::uint64_t below(std::uint64_t n) { return n ? gen_() % n : 0; }
+
+  /// The whole generator state as text (for checkpoints that resume bit-identically).
+  std::string state() const {
+    std::ostringstream s;
+    s << gen_ << ' ' << (have_spare_ ? 1 : 0) << ' ';
+    s.precision(17);
+    s << std::hexfloat << spare_;
+    return s.str();
+  }
+  void set_state(const std::string& text) {
+    std::istringstream s(text);
+    std::mt19937_64 g;
+    int spare = 0;
+    std::string sp;
+    s >> g >> spare >> sp;
+    if (s.fail() || (spare != 0 && spare != 1)) throw format_error("random generator state: not a graft Rng state");
+    gen_ = g;
+    have_spare_ = spare == 1;
+    spare_ = std::strtod(sp.c_str(), nullptr);
+  }
 
  private:
   std::mt19937_64 gen_;

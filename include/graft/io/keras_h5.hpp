@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <iomanip>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -174,7 +175,21 @@ bool load_layer_group(Layer<T>& l, h5::Group& lg, bool skip_mismatch, const std:
     }
     values.push_back(h5::read_dataset<T>(lg, names[i], &want));
   }
+  // graft's discriminative learning rates (an attribute Keras ignores; absent means 1)
+  std::vector<double> mults(names.size(), 1.0);
+  if (lg.has_strings_attr("graft_lr_multipliers")) {
+    std::vector<std::string> ms = lg.strings_attr("graft_lr_multipliers");
+    if (ms.size() != names.size())
+      throw format_error(detail::cat(lg.where(), ": graft_lr_multipliers has ", ms.size(), " entries for ", names.size(), " weights"));
+    for (size_t i = 0; i < ms.size(); ++i) {
+      char* end = nullptr;
+      mults[i] = std::strtod(ms[i].c_str(), &end);
+      if (ms[i].empty() || !end || *end || !(mults[i] >= 0) || !std::isfinite(mults[i]))
+        throw format_error(detail::cat(lg.where(), ": graft_lr_multipliers entry '", ms[i].substr(0, 40), "' is not a finite number >= 0"));
+    }
+  }
   for (size_t i = 0; i < names.size(); ++i) {
+    targets[i]->lr_multiplier = mults[i];
     bool finite = true;
     for (T v : values[i]) finite = finite && std::isfinite(v);
     if (!finite)
@@ -503,6 +518,13 @@ void write_weights_group(Model<T>& model, h5::Group& g, KerasDialect d) {
     for (Param<T>* p : ws) wn.push_back(names.at(p));
     lg.write_strings_attr("weight_names", wn);
     for (size_t i = 0; i < ws.size(); ++i) h5::write_dataset(lg, wn[i], ws[i]->value);
+    bool any = false;  // discriminative learning rates: an attribute Keras ignores, only when used
+    for (Param<T>* p : ws) any = any || p->lr_multiplier != 1.0;
+    if (any) {
+      std::vector<std::string> ms;
+      for (Param<T>* p : ws) ms.push_back(detail::cat(std::setprecision(17), p->lr_multiplier));
+      lg.write_strings_attr("graft_lr_multipliers", ms);
+    }
   }
 }
 

@@ -99,6 +99,9 @@ class Dropout : public UnaryLayer<T> {
   Shape noise_;
   long long seed_;
   Rng rng_;
+
+ public:
+  Rng* random_generator() override { return &rng_; }
   Tensor<T> noise_buf_;
 };
 
@@ -172,6 +175,9 @@ class GaussianNoise : public UnaryLayer<T> {
   double stddev_;
   long long seed_;
   Rng rng_;
+
+ public:
+  Rng* random_generator() override { return &rng_; }
 };
 
 /// GaussianDropout(rate): multiplies by N(1, sqrt(rate/(1-rate))) noise in training.
@@ -227,6 +233,9 @@ class GaussianDropout : public UnaryLayer<T> {
   double rate_;
   long long seed_;
   Rng rng_;
+
+ public:
+  Rng* random_generator() override { return &rng_; }
 };
 
 }  // namespace graft

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <map>
 #include <set>
@@ -181,6 +182,20 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
     ++detail::trainable_generation();
   }
 
+  /// Discriminative learning rates: the optimizer steps this layer's weights (a model's: every
+  /// layer's inside) with learning_rate * m; 0 leaves them unchanged. value_error for a negative
+  /// or non-finite m.
+  virtual void set_lr_multiplier(double m) {
+    if (!(m >= 0) || !std::isfinite(m))
+      throw value_error(detail::cat("layer '", name(), "': the learning-rate multiplier must be finite and >= 0, got ", m));
+    lr_multiplier_ = m;
+    for (auto& p : params_) p->lr_multiplier = m;
+  }
+  double lr_multiplier() const { return lr_multiplier_; }
+  /// The random generator of a stochastic layer (Dropout, GaussianNoise, ...), so that checkpoints
+  /// can save and restore it; nullptr for deterministic layers.
+  virtual Rng* random_generator() { return nullptr; }
+
   virtual bool is_model() const { return false; }
   /// An operation node (keras.src.ops, TF-Keras TFOpLambda) rather than a layer: see Operation.
   virtual bool is_operation() const { return false; }
@@ -342,11 +357,27 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
     double s = 0;
     if (!trainable_) return s;
     for (auto& p : params_) {
-      if (!p->regularizer.active() || !p->trainable) continue;
-      s += p->regularizer.penalty(p->value);
-      if (add_grads) {
-        if (p->begin_grad()) p->grad.set_zero();
-        p->regularizer.add_gradient(p->value, p->grad);
+      if (!p->trainable) continue;
+      if (p->regularizer.active()) {
+        s += p->regularizer.penalty(p->value);
+        if (add_grads) {
+          if (p->begin_grad()) p->grad.set_zero();
+          p->regularizer.add_gradient(p->value, p->grad);
+        }
+      }
+      if (p->sp_anchor && p->sp_alpha != 0.0) {  // L2-SP: alpha/2 ||w - w0||^2
+        const Tensor<T>& w0 = *p->sp_anchor;
+        s += 0.5 * p->sp_alpha * static_cast<double>((p->value.array() - w0.array()).square().sum());
+        if (add_grads) {
+          if (p->begin_grad()) p->grad.set_zero();
+          p->grad.array() += static_cast<T>(p->sp_alpha) * (p->value.array() - w0.array());
+        }
+      } else if (!p->sp_anchor && p->sp_beta != 0.0) {  // beta/2 ||w||^2 on new layers
+        s += 0.5 * p->sp_beta * static_cast<double>(p->value.array().square().sum());
+        if (add_grads) {
+          if (p->begin_grad()) p->grad.set_zero();
+          p->grad.array() += static_cast<T>(p->sp_beta) * p->value.array();
+        }
       }
     }
     return s;
@@ -367,6 +398,7 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
     p->regularizer = reg;
     p->constraint = cons;
     p->owner = this;
+    p->lr_multiplier = lr_multiplier_;
     params_.push_back(std::move(p));
     return *params_.back();
   }
@@ -391,6 +423,7 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
   std::vector<std::unique_ptr<Param<T>>> params_;
   mutable std::string name_;
   bool trainable_ = true;
+  double lr_multiplier_ = 1.0;
   bool built_ = false;
   std::vector<Shape> build_shapes_;
   std::vector<std::weak_ptr<Node<T>>> inbound_;

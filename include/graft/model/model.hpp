@@ -22,6 +22,7 @@
 #include "graft/layers/input_layer.hpp"
 #include "graft/layers/layer.hpp"
 #include "graft/train/fit.hpp"
+#include "graft/train/loop.hpp"
 #include "graft/train/losses.hpp"
 #include "graft/train/metrics.hpp"
 #include "graft/train/optimizers.hpp"
@@ -148,6 +149,12 @@ class Model : public Layer<T> {
         break;
       }
     return r;
+  }
+
+  /// A model's multiplier is set on every layer inside (recursively).
+  void set_lr_multiplier(double m) override {
+    Layer<T>::set_lr_multiplier(m);
+    for (auto& l : layers_) l->set_lr_multiplier(m);
   }
 
   // ---- trainable ---------------------------------------------------------------------------------
@@ -550,6 +557,8 @@ class Model : public Layer<T> {
     return *compiled_;
   }
   std::shared_ptr<Optimizer<T>> optimizer() const { return compiled_ ? compiled_->optimizer : nullptr; }
+  /// keras Model.stop_training: a callback sets it to end fit() after the current batch.
+  bool stop_training = false;
 
   History fit(const Tensor<T>& x, const Tensor<T>& y, const FitOptions<T>& o = {}) {
     return fit_impl({&x}, {&y}, o);
@@ -560,97 +569,8 @@ class Model : public Layer<T> {
   }
 
  private:
-  History fit_impl(const In<T>& x, const In<T>& y, const FitOptions<T>& o) {
-    if (!compiled_) throw value_error(detail::cat("fit: model '", this->name(), "' must be compiled first"));
-    ensure_built(x);
-    if (o.epochs < 0 || o.batch_size <= 0) throw value_error("fit: epochs must be >= 0 and batch_size > 0");
-    if (!(o.validation_split >= 0 && o.validation_split < 1)) throw value_error("fit: validation_split must be in [0, 1)");
-    check_targets(y);
-    const Index n_all = check_samples(x, "fit");
-    for (size_t j = 0; j < y.size(); ++j)
-      if (y[j]->rank() == 0 || y[j]->dim(0) != n_all)
-        throw shape_error(detail::cat("fit: ", n_all, " input samples but target ", j, " has shape ",
-                                      shape_str(y[j]->shape())));
-    Index n_train = n_all;
-    In<T> vx = pointers_to(o.validation_x), vy = pointers_to(o.validation_y);
-    std::vector<Tensor<T>> split_x, split_y;  // the validation_split tail, copied (as Keras does)
-    if (o.validation_split > 0 && o.validation_x.empty()) {  // Keras: validation data overrides the split
-      n_train = static_cast<Index>(std::floor(static_cast<double>(n_all) * (1.0 - o.validation_split)));
-      for (auto* t : x) split_x.push_back(t->slice_rows(n_train, n_all - n_train));
-      for (auto* t : y) split_y.push_back(t->slice_rows(n_train, n_all - n_train));
-      vx = pointers_to(split_x);
-      vy = pointers_to(split_y);
-    }
-    const std::vector<Shape> shapes = adapted_shapes(x);
-    if (n_train <= 0) throw value_error("fit: no training samples");
-    const bool has_val = !vx.empty();
-
-    Rng shuffle_rng(o.seed ? *o.seed : next_seed());
-    std::vector<Index> idx(static_cast<size_t>(n_train));
-    std::iota(idx.begin(), idx.end(), Index(0));
-    const Index steps = (n_train + o.batch_size - 1) / o.batch_size;
-    auto metrics = build_metrics(y);
-    std::vector<Tensor<T>> bx(x.size()), by(y.size());
-    In<T> px(x.size());
-    History hist;
-    detail::Progress progress(o.out, o.verbose, o.epochs);
-    bool stop = false;
-    std::vector<Tensor<T>> best_weights;
-    std::shared_ptr<EarlyStopping> restore_cb;
-    for (auto& cb : o.callbacks) {
-      cb->on_train_begin();
-      if (auto es = std::dynamic_pointer_cast<EarlyStopping>(cb))
-        if (es->restore_best_weights()) restore_cb = es;
-    }
-    for (int epoch = o.initial_epoch; epoch < o.epochs && !stop; ++epoch) {
-      for (auto& cb : o.callbacks) cb->on_epoch_begin(epoch);
-      begin_training();  // trainable flags changed by a callback take effect from this epoch
-      progress.epoch_begin(epoch);
-      if (o.shuffle)
-        for (Index i = n_train - 1; i > 0; --i)
-          std::swap(idx[static_cast<size_t>(i)], idx[static_cast<size_t>(shuffle_rng.below(static_cast<std::uint64_t>(i + 1)))]);
-      for (auto& m : metrics) m.second->reset();
-      double loss_sum = 0;
-      std::vector<double> out_loss_sum(out_refs_.size(), 0.0);
-      Index seen = 0;
-      Logs logs;
-      for (Index step = 0; step < steps; ++step) {
-        const Index b0 = step * o.batch_size, cnt = std::min(o.batch_size, n_train - b0);
-        for (size_t i = 0; i < x.size(); ++i) {
-          gather_rows(*x[i], idx.data() + b0, cnt, bx[i], shapes[i]);
-          px[i] = &bx[i];
-        }
-        for (size_t j = 0; j < y.size(); ++j) gather_rows(*y[j], idx.data() + b0, cnt, by[j], y[j]->shape());
-        double loss = train_step(px, by);
-        loss_sum += loss * static_cast<double>(cnt);
-        for (size_t j = 0; j < out_refs_.size(); ++j) out_loss_sum[j] += last_output_loss_[j] * static_cast<double>(cnt);
-        seen += cnt;
-        for (auto& m : metrics) m.second->update(by[m.first], *output_ptr(train_run_, m.first));
-        if (o.verbose == 1) {
-          logs["loss"] = loss_sum / static_cast<double>(seen);
-          progress.step(step + 1, steps, logs);
-        }
-      }
-      logs.clear();
-      logs["loss"] = loss_sum / static_cast<double>(seen);
-      if (out_refs_.size() > 1)
-        for (size_t j = 0; j < out_refs_.size(); ++j)
-          logs[output_names()[j] + "_loss"] = out_loss_sum[j] / static_cast<double>(seen);
-      for (auto& m : metrics) logs[metric_log_name(m)] = m.second->result();
-      if (has_val) {
-        Logs v = evaluate_impl(vx, vy, o.batch_size);
-        for (auto& kv : v) logs["val_" + kv.first] = kv.second;
-      }
-      progress.epoch_end(steps, logs);
-      hist.epoch.push_back(epoch);
-      for (auto& kv : logs) hist.history[kv.first].push_back(kv.second);
-      for (auto& cb : o.callbacks) cb->on_epoch_end(epoch, logs, stop);
-      if (restore_cb && restore_cb->improved()) best_weights = this->get_weights();
-    }
-    if (restore_cb && !best_weights.empty()) this->set_weights(best_weights);
-    for (auto& cb : o.callbacks) cb->on_train_end();
-    return hist;
-  }
+  History fit_impl(const In<T>& x, const In<T>& y, const FitOptions<T>& o) { return detail::FitLoop<T>::run(*this, x, y, o); }
+  friend struct detail::FitLoop<T>;
 
  public:
 

@@ -1,4 +1,5 @@
-// graft — what fit() takes and returns: options, History, callbacks, and the Keras progress line.
+// graft — what fit() takes and returns: options, History, the Callback interface, and the Keras
+// progress line. The loop itself is train/loop.hpp; Keras' callbacks are train/callbacks.hpp.
 #pragma once
 
 #include <chrono>
@@ -12,6 +13,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "graft/core/errors.hpp"
 #include "graft/core/tensor.hpp"
@@ -36,67 +39,35 @@ struct History {
 
 using Logs = std::map<std::string, double>;
 
-/// Called by fit(); set `stop` to end training after this epoch (like model.stop_training).
+template <class T>
+class Model;
+
+/// keras.callbacks.Callback: fit() calls these hooks; `model()` is the model being trained
+/// (set before on_train_begin). Set model()->stop_training to end training after this epoch.
+/// `logs` hold the epoch's (or the running batch) loss and metrics, "val_*" at epoch end, and
+/// "lr", the learning rate in effect; on_epoch_end may add entries (later callbacks see them).
+template <class T = float>
 class Callback {
  public:
   virtual ~Callback() = default;
-  virtual void on_train_begin() {}
-  virtual void on_epoch_begin(int /*epoch*/) {}
-  virtual void on_epoch_end(int /*epoch*/, const Logs& /*logs*/, bool& /*stop*/) {}
-  virtual void on_train_end() {}
-};
+  virtual void set_model(Model<T>* m) { model_ = m; }
+  Model<T>* model() const { return model_; }
+  virtual void on_train_begin(const Logs& /*logs*/) {}
+  virtual void on_train_end(const Logs& /*logs*/) {}
+  virtual void on_epoch_begin(int /*epoch*/, const Logs& /*logs*/) {}
+  virtual void on_epoch_end(int /*epoch*/, Logs& /*logs*/) {}
+  virtual void on_train_batch_begin(Index /*batch*/, const Logs& /*logs*/) {}
+  virtual void on_train_batch_end(Index /*batch*/, const Logs& /*logs*/) {}
+  /// Checkpoints that resume a run (BackupAndRestore) save and restore every callback's state:
+  /// a callback whose decisions depend on earlier epochs (a patience counter, a best value)
+  /// returns it here as JSON, and takes it back in set_state.
+  virtual nlohmann::json state() const { return nullptr; }
+  virtual void set_state(const nlohmann::json& /*s*/) {}
+  /// True for callbacks that restore a run in on_train_begin: fit() calls them first.
+  virtual bool restores_run() const { return false; }
 
-/// keras.callbacks.EarlyStopping (monitor, min_delta, patience, mode; restore_best_weights is
-/// handled by fit(), which keeps a copy of the best weights when asked).
-class EarlyStopping : public Callback {
- public:
-  explicit EarlyStopping(std::string monitor = "val_loss", int patience = 0, double min_delta = 0.0,
-                         bool restore_best_weights = false, std::string mode = "auto")
-      : monitor_(std::move(monitor)), patience_(patience), min_delta_(std::abs(min_delta)),
-        restore_(restore_best_weights) {
-    maximize_ = mode == "max" || (mode == "auto" && (monitor_.find("acc") != std::string::npos ||
-                                                     monitor_.find("auc") != std::string::npos));
-  }
-  void on_train_begin() override {
-    wait_ = 0;
-    best_ = maximize_ ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
-    best_epoch_ = -1;
-    stopped_epoch_ = -1;
-  }
-  void on_epoch_end(int epoch, const Logs& logs, bool& stop) override {
-    auto it = logs.find(monitor_);
-    if (it == logs.end()) return;
-    double v = it->second;
-    bool better = maximize_ ? v - min_delta_ > best_ : v + min_delta_ < best_;
-    improved_ = better || best_epoch_ < 0;
-    if (improved_) {
-      best_ = v;
-      best_epoch_ = epoch;
-      wait_ = 0;
-      return;
-    }
-    if (++wait_ >= patience_) {
-      stop = true;
-      stopped_epoch_ = epoch;
-    }
-  }
-  bool restore_best_weights() const { return restore_; }
-  /// Whether the last epoch was the best so far (fit() snapshots the weights then).
-  bool improved() const { return improved_; }
-  int best_epoch() const { return best_epoch_; }
-  int stopped_epoch() const { return stopped_epoch_; }
-  double best() const { return best_; }
-
- private:
-  std::string monitor_;
-  int patience_;
-  double min_delta_;
-  bool restore_;
-  bool maximize_ = false;
-  int wait_ = 0;
-  double best_ = 0;
-  int best_epoch_ = -1, stopped_epoch_ = -1;
-  bool improved_ = false;
+ protected:
+  Model<T>* model_ = nullptr;
 };
 
 /// Options of Model::fit (Keras defaults).
@@ -114,7 +85,7 @@ struct FitOptions {
   /// 0 silent, 1 progress line per epoch (live bar on a terminal), 2 one line per epoch.
   int verbose = 1;
   int initial_epoch = 0;
-  std::vector<std::shared_ptr<Callback>> callbacks;
+  std::vector<std::shared_ptr<Callback<T>>> callbacks;
   std::ostream* out = &std::cout;
 };
 
@@ -175,7 +146,7 @@ class Progress {
   static std::string render(const Logs& logs) {
     std::string s;
     for (const auto& kv : logs)
-      if (kv.first.compare(0, 4, "val_") != 0) s += " - " + kv.first + ": " + format_metric(kv.second);
+      if (kv.first.compare(0, 4, "val_") != 0 && kv.first != "lr" && kv.first != "learning_rate") s += " - " + kv.first + ": " + format_metric(kv.second);
     for (const auto& kv : logs)
       if (kv.first.compare(0, 4, "val_") == 0) s += " - " + kv.first + ": " + format_metric(kv.second);
     return s;

@@ -32,6 +32,12 @@ class Metric {
     count_ += static_cast<double>(n);
   }
   double result() const { return count_ > 0 ? sum_ / count_ : 0.0; }
+  /// The running sums (for checkpoints that resume mid-epoch).
+  std::pair<double, double> state() const { return {sum_, count_}; }
+  void set_state(std::pair<double, double> s) {
+    sum_ = s.first;
+    count_ = s.second;
+  }
 
  protected:
   /// Sum of per-sample values for this batch; n receives how many.

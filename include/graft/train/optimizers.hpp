@@ -84,23 +84,68 @@ class Optimizer {
   void apply(const std::vector<Param<T>*>& params) {
     active_.clear();
     for (Param<T>* p : params)
-      if (!p->grad_fresh) active_.push_back(p);
+      if (!p->grad_fresh && p->lr_multiplier != 0) active_.push_back(p);
     build(active_);
     clip(active_);
     const T lr = static_cast<T>(learning_rate());
     if (weight_decay > 0) {
-      const T f = static_cast<T>(weight_decay) * lr;
-      for (Param<T>* p : active_) p->value.array() -= p->value.array() * f;
+      for (Param<T>* p : active_) {
+        const T f = static_cast<T>(weight_decay) * param_lr(lr, *p);
+        p->value.array() -= p->value.array() * f;
+      }
     }
     if (elementwise()) {
       update_in_slices(lr);
     } else {
-      for (Param<T>* p : active_) update_step(*p, p->grad, slots_.at(p), lr);
+      for (Param<T>* p : active_) update_step(*p, p->grad, slots_.at(p), param_lr(lr, *p));
     }
     for (Param<T>* p : active_)
       if (p->constraint.active()) p->constraint.apply(p->value);
     ++iterations_;
   }
+
+  /// The optimizer's whole state: the variables it has slots for, in creation order, with their
+  /// slots (for checkpoints and the learning-rate finder, which restore it bit-identically).
+  struct State {
+    std::vector<Param<T>*> params;
+    std::vector<std::vector<Tensor<T>>> slots;
+    std::int64_t iterations = 0;
+    double learning_rate = 0;
+    std::shared_ptr<LearningRateSchedule> schedule;
+    double momentum = 0;
+    double weight_decay = 0;
+  };
+  State state() const {
+    State s;
+    s.params = built_;
+    for (Param<T>* p : built_) s.slots.push_back(slots_.at(p));
+    s.iterations = iterations_;
+    s.learning_rate = lr_;
+    s.schedule = schedule_;
+    s.momentum = has_momentum() ? momentum() : 0.0;
+    s.weight_decay = weight_decay;
+    return s;
+  }
+  void set_state(const State& s) {
+    if (s.params.size() != s.slots.size()) throw value_error(detail::cat(name_, ": inconsistent optimizer state"));
+    for (size_t i = 0; i < s.slots.size(); ++i)
+      if (s.slots[i].size() != slot_count())
+        throw value_error(detail::cat(name_, ": the saved state has ", s.slots[i].size(), " slots per variable, this optimizer ", slot_count()));
+    slots_.clear();
+    built_ = s.params;
+    for (size_t i = 0; i < s.params.size(); ++i) slots_.emplace(s.params[i], s.slots[i]);
+    iterations_ = s.iterations;
+    lr_ = s.learning_rate;
+    schedule_ = s.schedule;
+    if (has_momentum()) set_momentum(s.momentum);
+    weight_decay = s.weight_decay;
+  }
+
+  /// The optimizer's momentum-like hyperparameter, which 1-cycle training cycles (fastai's
+  /// `mom`): SGD and RMSprop `momentum` (when built with one), Adam `beta_1`.
+  virtual bool has_momentum() const { return false; }
+  virtual double momentum() const { return 0; }
+  virtual void set_momentum(double) { throw value_error(detail::cat(name_, ": this optimizer has no momentum to set")); }
 
   /// Slot variables in Keras order (as optimizer.variables after iteration and learning_rate).
   struct SlotVar {
@@ -165,6 +210,8 @@ class Optimizer {
   }
   virtual void add_config(json& c) const = 0;
 
+  static T param_lr(T lr, const Param<T>& p) { return p.lr_multiplier == 1.0 ? lr : lr * static_cast<T>(p.lr_multiplier); }
+
   size_t slot_count() const {
     size_t n = 0;
     for (const auto& g : slot_groups()) n += g.size();
@@ -213,7 +260,7 @@ class Optimizer {
       const Slice& sl = slices_[static_cast<size_t>(k)];
       Param<T>* p = active_[sl.var];
       try {
-        update_slice(p->value, p->grad, slots_.at(p), sl.lo, sl.n, lr);
+        update_slice(p->value, p->grad, slots_.at(p), sl.lo, sl.n, param_lr(lr, *p));
       } catch (...) {
         if (!any_failed.exchange(true)) failed = std::current_exception();
       }
@@ -245,7 +292,12 @@ class SGD : public Optimizer<T> {
     if (momentum < 0 || momentum > 1) throw value_error("SGD: momentum must be in [0, 1]");
   }
   std::string class_name() const override { return "SGD"; }
-  double momentum() const { return momentum_; }
+  double momentum() const override { return momentum_; }
+  bool has_momentum() const override { return momentum_ != 0; }
+  void set_momentum(double m) override {
+    if (momentum_ == 0 || !(m > 0 && m <= 1)) throw value_error(detail::cat(this->name(), ": momentum can be changed to a value in (0, 1] only when built with one, got ", m));
+    momentum_ = m;
+  }
   bool nesterov() const { return nesterov_; }
 
  protected:
@@ -286,6 +338,12 @@ class RMSprop : public Optimizer<T> {
       : Optimizer<T>(std::move(name), learning_rate), rho_(rho), momentum_(momentum), eps_(epsilon),
         centered_(centered) {}
   std::string class_name() const override { return "RMSprop"; }
+  bool has_momentum() const override { return momentum_ > 0; }
+  double momentum() const override { return momentum_; }
+  void set_momentum(double m) override {
+    if (momentum_ <= 0 || !(m > 0 && m <= 1)) throw value_error(detail::cat(this->name(), ": momentum can be changed to a value in (0, 1] only when built with one, got ", m));
+    momentum_ = m;
+  }
 
  protected:
   std::vector<std::vector<std::string>> slot_groups() const override {
@@ -342,6 +400,13 @@ class Adam : public Optimizer<T> {
     return a;
   }
   void set_adamw(bool v) { adamw_ = v; }
+  /// beta_1 is Adam's momentum (what 1-cycle training cycles).
+  bool has_momentum() const override { return true; }
+  double momentum() const override { return b1_; }
+  void set_momentum(double m) override {
+    if (!(m >= 0 && m < 1)) throw value_error(detail::cat(this->name(), ": beta_1 must be in [0, 1), got ", m));
+    b1_ = m;
+  }
 
  protected:
   std::vector<std::vector<std::string>> slot_groups() const override {
