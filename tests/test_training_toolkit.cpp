@@ -344,10 +344,12 @@ TEST_CASE("BackupAndRestore: a run interrupted mid-epoch resumes and ends bit-id
     return m;
   };
   auto es = [] { return std::make_shared<EarlyStopping<float>>("loss", 100); };
+  // a schedule that acts at each epoch's start: a run resumed mid-epoch must not apply it twice
+  auto lrs = [] { return std::make_shared<LearningRateScheduler<float>>([](int e, double lr) { return e == 0 ? lr : lr * 0.7; }); };
   // uninterrupted
   auto ref = build();
   FitOptions<float> o = opts(4);
-  o.callbacks = {es()};
+  o.callbacks = {es(), lrs()};
   auto href = ref->fit(x, y, o);
   for (Index save_freq : {Index(0), Index(3)}) {
     INFO("save_freq " << save_freq);
@@ -362,7 +364,7 @@ TEST_CASE("BackupAndRestore: a run interrupted mid-epoch resumes and ends bit-id
       }
     };
     FitOptions<float> o1 = opts(4);
-    o1.callbacks = {es(), std::make_shared<Boom>(), std::make_shared<BackupAndRestore<float>>(dir, save_freq)};
+    o1.callbacks = {es(), lrs(), std::make_shared<Boom>(), std::make_shared<BackupAndRestore<float>>(dir, save_freq)};
     CHECK_THROWS_WITH(m->fit(x, y, o1), "killed");
     REQUIRE(std::filesystem::exists(dir + "/checkpoint.h5"));
     // "the same command again": a fresh model (other initial weights), the same callbacks
@@ -371,7 +373,7 @@ TEST_CASE("BackupAndRestore: a run interrupted mid-epoch resumes and ends bit-id
     auto boom = std::make_shared<Boom>();
     boom->armed = false;
     FitOptions<float> o2 = opts(4);
-    o2.callbacks = {es(), boom, bar};
+    o2.callbacks = {es(), lrs(), boom, bar};
     auto h = again->fit(x, y, o2);
     CHECK(bar->resumed());
     CHECK(same_bits(again->get_weights(), ref->get_weights()));
@@ -426,4 +428,28 @@ TEST_CASE("fine_tune: the top group alone with 1-cycle, then every group with di
   CHECK(m->get_layer("ft_d1")->trainable());
   // the second stage's 1-cycle ends annealed far below its start (base_lr / 2 / div)
   CHECK(m->optimizer()->learning_rate() < 0.05 / 2 / 5 / 2);
+}
+
+TEST_CASE("unfreeze opens every layer but leaves frozen BatchNormalization in inference mode", "[train][toolkit]") {
+  set_random_seed(312);
+  auto base = net("uf_base", 2, 0.0);
+  base->set_trainable(false);
+  unfreeze(*base);
+  CHECK(base->trainable());
+  CHECK(base->get_layer("uf_base_d1")->trainable());
+  CHECK_FALSE(base->get_layer("uf_base_bn")->trainable());
+  unfreeze(*base, true);
+  CHECK(base->get_layer("uf_base_bn")->trainable());
+  LRFindResult r;
+  r.lrs = {1e-5, 1e-4, 1e-3, 1e-2};
+  r.losses = {1.0, 0.8, 0.5, 2.0};
+  r.raw_losses = r.losses;
+  r.valley = 1e-3;
+  const std::string svg = graft_test::tmp_dir() + "/lr.svg";
+  r.write_svg(svg);
+  std::ifstream f(svg);
+  std::stringstream all;
+  all << f.rdbuf();
+  CHECK(all.str().find("<polyline") != std::string::npos);
+  CHECK(all.str().find("valley 0.001") != std::string::npos);
 }

@@ -27,6 +27,7 @@
 #include <graft/graft.hpp>
 
 #include "../common/example_args.hpp"
+#include "../common/fashion_mnist.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -229,22 +230,9 @@ std::string class_list(const std::vector<int>& classes) {
 }
 
 Data load_data(const Args& a, bool need_pretrain) {
-  const std::string files[4] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
-  for (const auto& f : files) {
-    fs::path p = fs::path(a.data_dir) / f;
-    if (!fs::exists(p)) {
-      std::cerr << "cnn_finetune: Fashion-MNIST not found: expected " << p.string() << "\n"
-                << "  `apt-get install dataset-fashion-mnist` provides it in /usr/share/datasets/fashion-mnist;\n"
-                << "  or point --data-dir at a directory holding the four *-ubyte.gz files.\n";
-      std::exit(3);
-    }
-  }
-  auto path = [&](int i) { return (fs::path(a.data_dir) / files[i]).string(); };
-  auto tr = graft::data::read_idx_pair<float>(path(0), path(1));
-  auto te = graft::data::read_idx_pair<float>(path(2), path(3));
-  Dataset<float> train(std::move(tr.images), std::move(tr.labels));
-  Dataset<float> test(std::move(te.images), std::move(te.labels));
+  auto fm = example_data::load_fashion_mnist(a.data_dir);
+  Dataset<float> train = std::move(fm.train);
+  Dataset<float> test = std::move(fm.test);
   Data d;
   auto task = [](const Dataset<float>& s, const std::vector<int>& classes) {
     auto b = graft::data::select_classes(s, classes);

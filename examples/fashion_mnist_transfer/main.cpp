@@ -21,6 +21,7 @@
 #include <graft/graft.hpp>
 
 #include "../common/example_args.hpp"
+#include "../common/fashion_mnist.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -146,22 +147,9 @@ void split_task(const Dataset<float>& d, Dataset<float>& a, Dataset<float>& b) {
 }
 
 Splits load_data(const std::string& dir) {
-  const std::string files[4] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
-  for (const auto& f : files) {
-    fs::path p = fs::path(dir) / f;
-    if (!fs::exists(p)) {
-      std::cerr << "fashion_mnist_transfer: Fashion-MNIST not found: expected " << p.string() << "\n"
-                << "  `apt-get install dataset-fashion-mnist` provides it in /usr/share/datasets/fashion-mnist;\n"
-                << "  or point --data-dir at a directory holding the four *-ubyte.gz files.\n";
-      std::exit(3);
-    }
-  }
-  auto path = [&](int i) { return (fs::path(dir) / files[i]).string(); };
-  auto train = graft::data::read_idx_pair<float>(path(0), path(1));
-  auto test = graft::data::read_idx_pair<float>(path(2), path(3));
-  Dataset<float> full(std::move(train.images), std::move(train.labels));
-  Dataset<float> tst(std::move(test.images), std::move(test.labels));
+  auto fm = example_data::load_fashion_mnist(dir);
+  Dataset<float> full = std::move(fm.train);
+  Dataset<float> tst = std::move(fm.test);
   if (full.size() <= 5000) throw graft::value_error("the training set needs more than 5000 images");
 
   auto [valid, rest] = graft::data::split_at(full, 5000);  // X_valid = X_train_full[:5000]

@@ -40,17 +40,17 @@ def main():
     out, backup = os.path.join(work, "out.h5"), os.path.join(work, "backup")
     cmd = common + ["--output", out, "--backup-dir", backup]
     ckpt = os.path.join(backup, "checkpoint.h5")
-    for attempt in range(3):  # kill once a checkpoint exists and training is still going
+    for attempt in range(5):  # kill as soon as a checkpoint exists (epoch 1 of 12): training is still going
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
         deadline = time.time() + 10 * full + 30
         while not os.path.exists(ckpt) and p.poll() is None and time.time() < deadline:
-            time.sleep(0.01)
-        time.sleep(min(0.3, full / 24))
+            time.sleep(0.002)
         if p.poll() is None:
             os.kill(p.pid, signal.SIGKILL)
-            p.wait()
-            break
         p.wait()
+        if p.returncode == -signal.SIGKILL and not os.path.exists(out) and os.path.exists(ckpt):
+            break
+        # it finished (or wrote its output) before the kill landed: start over
         for f in (out, ckpt):
             if os.path.exists(f):
                 os.remove(f)

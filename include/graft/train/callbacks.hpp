@@ -18,6 +18,7 @@
 #include "graft/io/keras_h5.hpp"
 #include "graft/model/model.hpp"
 #include "graft/train/fit.hpp"
+#include "graft/train/loop.hpp"
 
 namespace graft {
 
@@ -282,15 +283,17 @@ class ReduceLROnPlateau : public Callback<T> {
 };
 
 /// keras.callbacks.LearningRateScheduler: at the start of each epoch the learning rate becomes
-/// schedule(epoch, current learning rate); "learning_rate" is added to the epoch's logs.
+/// schedule(epoch, current learning rate); "learning_rate" is added to the epoch's logs. (A run
+/// resumed inside an epoch keeps the restored rate: the schedule ran for that epoch already.)
 template <class T = float>
-class LearningRateScheduler : public Callback<T> {
+class LearningRateScheduler : public Callback<T>, public LoopAware {
  public:
   using Schedule = std::function<double(int epoch, double lr)>;
   explicit LearningRateScheduler(Schedule schedule, int verbose = 0) : schedule_(std::move(schedule)), verbose_(verbose) {
     if (!schedule_) throw value_error("LearningRateScheduler: the schedule function is empty");
   }
   void on_epoch_begin(int epoch, const Logs&) override {
+    if (loop_ && loop_->epoch_resumed) return;
     auto& opt = *this->model()->optimizer();
     const double lr = schedule_(epoch, opt.learning_rate());
     if (!std::isfinite(lr) || lr < 0)

@@ -55,6 +55,20 @@ std::vector<LayerGroup<T>> layer_groups(Model<T>& m, int n) {
   return g;
 }
 
+/// Unfreeze a model for fine-tuning (fastai's unfreeze with the Keras guide's rule): every layer,
+/// nested models included, becomes trainable except BatchNormalization layers, which keep the
+/// state they had (frozen ones stay in inference mode) unless train_batch_norm.
+template <class T>
+void unfreeze(Model<T>& m, bool train_batch_norm = false) {
+  std::unordered_map<Layer<T>*, bool> flags;
+  std::vector<Model<T>*> containers;
+  detail::effective_trainable(m, m.trainable(), flags, containers);
+  m.set_trainable(true);
+  if (train_batch_norm) return;
+  for (auto& kv : flags)
+    if (detail::is_batch_norm(kv.first->class_name()) && !kv.second) kv.first->set_trainable(false);
+}
+
 /// Discriminative learning rates: the top group trains at the optimizer's rate, each group below
 /// `factor` times slower (group k of n: factor^-(n-1-k)). factor >= 1, finite.
 template <class T>

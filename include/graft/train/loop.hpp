@@ -29,6 +29,9 @@ struct LoopState {
   int epochs = 0;          ///< FitOptions::epochs
   Index steps_per_epoch = 0;
   Index step = 0;          ///< batch index within the epoch (the one running, or the last one run)
+  /// True while a resumed run re-enters the epoch it was interrupted in (its on_epoch_begin ran
+  /// before the interruption: callbacks that change state there, like LearningRateScheduler, skip).
+  bool epoch_resumed = false;
   Rng* shuffle_rng = nullptr;
   std::vector<Index>* order = nullptr;  ///< the sample order (shuffled in place each epoch)
   std::uint64_t data_fingerprint = 0;   ///< a hash of the training data's shapes and a sample of its values
@@ -155,6 +158,7 @@ struct FitLoop {
     for (int epoch = state.initial_epoch; epoch < o.epochs && !m.stop_training; ++epoch) {
       state.epoch = epoch;
       const bool resumed = epoch == state.initial_epoch && state.initial_step > 0;
+      state.epoch_resumed = resumed;
       logs.clear();
       for (auto& cb : o.callbacks) cb->on_epoch_begin(epoch, logs);
       m.begin_training();  // trainable flags changed by a callback take effect from this epoch

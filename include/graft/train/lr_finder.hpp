@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <iomanip>
 #include <limits>
 #include <numeric>
 #include <optional>
@@ -47,6 +48,55 @@ struct LRFindResult {
     f << "lr,loss,raw_loss\n";
     f.precision(10);
     for (size_t i = 0; i < lrs.size(); ++i) f << lrs[i] << "," << losses[i] << "," << raw_losses[i] << "\n";
+    if (!f) throw io_error(detail::cat("lr_find: cannot write '", path, "'"));
+  }
+  /// The curve as an SVG plot (smoothed loss against log10 of the learning rate, the suggestion marked).
+  void write_svg(const std::string& path, const std::string& title = "learning-rate range test") const {
+    const LRFindResult& r = *this;
+    const double W = 640, H = 400, L = 70, R = 20, T = 40, B = 50;
+    std::vector<double> xs, ys;
+    for (size_t i = 0; i < r.lrs.size(); ++i)
+      if (std::isfinite(r.losses[i]) && r.lrs[i] > 0) xs.push_back(std::log10(r.lrs[i])), ys.push_back(r.losses[i]);
+    std::ofstream f(path);
+    if (!f) throw io_error(detail::cat("lr_find: cannot write '", path, "'"));
+    f << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      << "<text x=\"" << W / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">" << title << "</text>\n";
+    if (xs.size() >= 2) {
+      double x0 = std::floor(*std::min_element(xs.begin(), xs.end())), x1 = std::ceil(*std::max_element(xs.begin(), xs.end()));
+      double y0 = *std::min_element(ys.begin(), ys.end()), y1 = *std::max_element(ys.begin(), ys.end());
+      if (y1 - y0 < 1e-12) y1 = y0 + 1;
+      const double pad = 0.05 * (y1 - y0);
+      y0 -= pad, y1 += pad;
+      auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
+      auto py = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
+      f << "<g stroke=\"#ccc\">\n";
+      for (double e = x0; e <= x1 + 1e-9; e += 1)
+        f << "<line x1=\"" << px(e) << "\" y1=\"" << T << "\" x2=\"" << px(e) << "\" y2=\"" << H - B << "\"/>\n";
+      for (int k = 0; k <= 5; ++k) {
+        double y = y0 + (y1 - y0) * k / 5.0;
+        f << "<line x1=\"" << L << "\" y1=\"" << py(y) << "\" x2=\"" << W - R << "\" y2=\"" << py(y) << "\"/>\n";
+      }
+      f << "</g>\n";
+      for (double e = x0; e <= x1 + 1e-9; e += 1)
+        f << "<text x=\"" << px(e) << "\" y=\"" << H - B + 18 << "\" text-anchor=\"middle\">1e" << static_cast<int>(e) << "</text>\n";
+      for (int k = 0; k <= 5; ++k) {
+        double y = y0 + (y1 - y0) * k / 5.0;
+        f << "<text x=\"" << L - 6 << "\" y=\"" << py(y) + 4 << "\" text-anchor=\"end\">" << std::fixed << std::setprecision(3) << y << std::defaultfloat << "</text>\n";
+      }
+      f << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 12 << "\" text-anchor=\"middle\">learning rate (log scale)</text>\n"
+        << "<text x=\"16\" y=\"" << (T + H - B) / 2 << "\" text-anchor=\"middle\" transform=\"rotate(-90 16 " << (T + H - B) / 2
+        << ")\">smoothed loss</text>\n<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"";
+      for (size_t i = 0; i < xs.size(); ++i) f << px(xs[i]) << "," << py(ys[i]) << " ";
+      f << "\"/>\n";
+      if (r.suggestion() > 0) {
+        const double sx = px(std::log10(r.suggestion()));
+        f << "<line x1=\"" << sx << "\" y1=\"" << T << "\" x2=\"" << sx << "\" y2=\"" << H - B
+          << "\" stroke=\"#d62728\" stroke-dasharray=\"5,4\"/>\n<text x=\"" << sx + 5 << "\" y=\"" << T + 14 << "\" fill=\"#d62728\">valley "
+          << std::setprecision(3) << r.suggestion() << "</text>\n";
+      }
+    }
+    f << "</svg>\n";
     if (!f) throw io_error(detail::cat("lr_find: cannot write '", path, "'"));
   }
 };
