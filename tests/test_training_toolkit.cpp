@@ -397,6 +397,13 @@ TEST_CASE("BackupAndRestore: a run interrupted mid-epoch resumes and ends bit-id
     CHECK(same_bits(other->get_weights(), w));
     auto m2 = build();
     CHECK_THROWS_AS(m2->fit(x, rnd_data({30, 1}, 99), o2), value_error);
+    // a damaged (truncated) checkpoint: a graft:: error, the model untouched
+    const std::string ckpt = dir + "/checkpoint.h5";
+    std::filesystem::resize_file(ckpt, std::filesystem::file_size(ckpt) / 2);
+    auto m3 = build(77);
+    auto w3 = m3->get_weights();
+    CHECK_THROWS_AS(m3->fit(x, y, o2), graft::error);
+    CHECK(same_bits(m3->get_weights(), w3));
   }
 }
 

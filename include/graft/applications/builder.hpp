@@ -205,8 +205,8 @@ void load_weights_by_name(Model<T>& model, const std::string& path) {
       h5::File f = h5::File::open(path);
       h5::Group root = h5::Group::root(f);
       std::optional<h5::Group> g;
-      if (root.has_strings_attr("layer_names")) g = root;
-      else if (root.has_child("model_weights") && root.group("model_weights").has_strings_attr("layer_names")) g = root.group("model_weights");
+      if (root.has_strings_attr("layer_names")) g.emplace(root);
+      else if (root.has_child("model_weights") && root.group("model_weights").has_strings_attr("layer_names")) g.emplace(root.group("model_weights"));
       if (g) {
         legacy = true;
         std::set<std::string> in_file;

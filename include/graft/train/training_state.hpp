@@ -240,6 +240,10 @@ void load_training_checkpoint(const std::string& path, Model<T>& m, LoopState& l
     for (auto& v : meta.at("lr_multipliers")) snap.lr_multipliers.push_back(detail::from_hex_double(v.get<std::string>()));
     if (snap.lr_multipliers.size() != ps.size()) throw format_error(detail::cat(path, ": damaged checkpoint (multipliers)"));
     snap.generators = meta.at("generators").get<std::vector<std::string>>();
+    for (const auto& g : snap.generators) {
+      Rng probe;
+      probe.set_state(g);  // format_error when damaged, before anything changes
+    }
     if (meta.contains("optimizer") && m.optimizer()) {
       const auto& o = meta["optimizer"];
       auto& os = snap.optimizer;
@@ -269,20 +273,37 @@ void load_training_checkpoint(const std::string& path, Model<T>& m, LoopState& l
         throw value_error(detail::cat(path, ": the checkpoint's run had ", t.size(), " training samples, this one has ", loop.order->size()));
       for (double v : t) order.push_back(static_cast<Index>(v));
     }
+    LoopState next = loop;  // the loop's part, read and checked before anything changes
+    if (next.order && !order.empty() && order.size() != next.order->size())
+      throw format_error(detail::cat(path, ": damaged checkpoint (sample order)"));
+    const std::string shuffle_state = meta.at("shuffle_rng").get<std::string>();
+    if (next.shuffle_rng && !shuffle_state.empty()) {
+      Rng probe;
+      probe.set_state(shuffle_state);  // format_error when damaged
+    }
+    next.initial_epoch = meta.at("next_epoch").get<int>();
+    next.initial_step = meta.at("next_step").get<Index>();
+    if (next.initial_epoch < 0 || next.initial_step < 0 || next.initial_step >= next.steps_per_epoch)
+      throw format_error(detail::cat(path, ": damaged checkpoint (position epoch ", next.initial_epoch, ", batch ", next.initial_step, ")"));
+    next.loss_sum = detail::from_hex_double(meta.at("loss_sum").get<std::string>());
+    next.seen = meta.at("seen").get<Index>();
+    next.out_loss_sum.clear();
+    for (auto& v : meta.at("out_loss_sum")) next.out_loss_sum.push_back(detail::from_hex_double(v.get<std::string>()));
+    next.metric_sums.clear();
+    for (auto& v : meta.at("metric_sums"))
+      next.metric_sums.push_back({detail::from_hex_double(v.at(0).get<std::string>()), detail::from_hex_double(v.at(1).get<std::string>())});
+    next.restored_callbacks = meta.at("callbacks");
     // everything read and checked: now change the model and the loop
     snap.restore(m);
     if (loop.order && !order.empty()) *loop.order = order;
-    if (loop.shuffle_rng && !meta.at("shuffle_rng").get<std::string>().empty()) loop.shuffle_rng->set_state(meta["shuffle_rng"].get<std::string>());
-    loop.initial_epoch = meta.at("next_epoch").get<int>();
-    loop.initial_step = meta.at("next_step").get<Index>();
-    loop.loss_sum = detail::from_hex_double(meta.at("loss_sum").get<std::string>());
-    loop.seen = meta.at("seen").get<Index>();
-    loop.out_loss_sum.clear();
-    for (auto& v : meta.at("out_loss_sum")) loop.out_loss_sum.push_back(detail::from_hex_double(v.get<std::string>()));
-    loop.metric_sums.clear();
-    for (auto& v : meta.at("metric_sums"))
-      loop.metric_sums.push_back({detail::from_hex_double(v.at(0).get<std::string>()), detail::from_hex_double(v.at(1).get<std::string>())});
-    loop.restored_callbacks = meta.at("callbacks");
+    if (loop.shuffle_rng && !shuffle_state.empty()) loop.shuffle_rng->set_state(shuffle_state);
+    loop.initial_epoch = next.initial_epoch;
+    loop.initial_step = next.initial_step;
+    loop.loss_sum = next.loss_sum;
+    loop.seen = next.seen;
+    loop.out_loss_sum = next.out_loss_sum;
+    loop.metric_sums = next.metric_sums;
+    loop.restored_callbacks = next.restored_callbacks;
   } catch (const nlohmann::json::exception& e) {
     throw format_error(detail::cat(path, ": damaged checkpoint metadata: ", e.what()));
   }
