@@ -2,6 +2,8 @@
 #include <graft/graft.hpp>
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 
@@ -16,7 +18,8 @@ struct Result {
 
 Result run(const std::string& args) {
   static int k = 0;
-  std::string errf = "/tmp/graft-cli-err-" + std::to_string(k++);
+  // per process: ctest runs test cases as parallel processes, each counting from 0
+  std::string errf = "/tmp/graft-cli-err-" + std::to_string(static_cast<long>(getpid())) + "-" + std::to_string(k++);
   std::string cmd = std::string(GRAFT_BINARY_DIR) + "/tools/graft " + args + " 2>" + errf;
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
