@@ -18,6 +18,8 @@
 
 #include "graft/core/errors.hpp"
 #include "graft/core/tensor.hpp"
+#include "graft/data/source.hpp"
+#include "graft/train/feature_cache.hpp"
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
@@ -29,6 +31,9 @@ namespace graft {
 struct History {
   std::map<std::string, std::vector<double>> history;
   std::vector<int> epoch;
+  /// What fit() did with its feature cache (train/feature_cache.hpp): "memory: ...", "disk: ..."
+  /// or "off[: why]".
+  std::string feature_cache;
   const std::vector<double>& operator[](const std::string& k) const {
     auto it = history.find(k);
     if (it == history.end()) throw value_error(detail::cat("History: no entry '", k, "'"));
@@ -65,10 +70,19 @@ class Callback {
   virtual void set_state(const nlohmann::json& /*s*/) {}
   /// True for callbacks that restore a run in on_train_begin: fit() calls them first.
   virtual bool restores_run() const { return false; }
+  /// Data-parallel fit: every process runs every callback (their decisions stay identical), but
+  /// only rank 0 may write files. Callbacks that write (ModelCheckpoint, CSVLogger,
+  /// BackupAndRestore) check may_write().
+  void set_may_write(bool w) { may_write_ = w; }
+  bool may_write() const { return may_write_; }
 
  protected:
   Model<T>* model_ = nullptr;
+  bool may_write_ = true;
 };
+
+template <class T>
+class Distributed;
 
 /// Options of Model::fit (Keras defaults).
 template <class T>
@@ -87,6 +101,29 @@ struct FitOptions {
   int initial_epoch = 0;
   std::vector<std::shared_ptr<Callback<T>>> callbacks;
   std::ostream* out = &std::cout;
+  /// Validation data as a source (fit(source, ...) and fit(arrays, ...)); validation_x wins.
+  std::shared_ptr<const data::Source<T>> validation_source;
+  /// Batches per epoch (0: one pass over the training data). Otherwise batches run on from
+  /// where the previous epoch stopped, a new shuffled pass starting whenever one ends.
+  Index steps_per_epoch = 0;
+  /// Validation batches per evaluation (0: all), from the start of the validation data.
+  Index validation_steps = 0;
+  /// Load each batch on a worker thread while the previous one trains (sources that decode or
+  /// read files; in-memory arrays are copied in place).
+  bool prefetch = true;
+  /// fit()'s feature cache (train/feature_cache.hpp): automatic, memory only, or off.
+  FeatureCacheMode feature_cache = FeatureCacheMode::automatic;
+  /// Its memory budget in bytes (0: a quarter of the machine's memory, at least 64 MB); beyond
+  /// it the cache goes to an unlinked temporary file in feature_cache_dir (default /tmp).
+  double feature_cache_budget = 0;
+  std::string feature_cache_dir;
+  /// Refuse NaN or infinite values in the training (and validation) data before training, naming
+  /// the sample and position (train/data_checks.hpp); false trains on them anyway. Class labels of
+  /// sparse losses (NaN, fractional, out of range), sample counts and empty data are always
+  /// checked. Sources that are not arrays in memory are checked batch by batch in the first epoch.
+  bool check_data = true;
+  /// Data-parallel training (graft/distributed/mpi.hpp): this process' communicator.
+  std::shared_ptr<Distributed<T>> distributed;
 };
 
 namespace detail {

@@ -6,6 +6,7 @@
 // model's or another dataset's checkpoint apart.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -166,6 +167,7 @@ void save_training_checkpoint(const std::string& path, Model<T>& m, const LoopSt
     meta["next_epoch"] = next_epoch;
     meta["next_step"] = next_step;
     meta["steps_per_epoch"] = loop.steps_per_epoch;
+    meta["cursor"] = loop.cursor;
     meta["shuffle_rng"] = loop.shuffle_rng ? loop.shuffle_rng->state() : std::string();
     meta["loss_sum"] = detail::hex_double(loop.loss_sum);
     meta["seen"] = loop.seen;
@@ -271,7 +273,12 @@ void load_training_checkpoint(const std::string& path, Model<T>& m, LoopState& l
       Tensor<double> t = h5::read_dataset<double>(root, "order");
       if (loop.order && static_cast<size_t>(t.size()) != loop.order->size())
         throw value_error(detail::cat(path, ": the checkpoint's run had ", t.size(), " training samples, this one has ", loop.order->size()));
-      for (double v : t) order.push_back(static_cast<Index>(v));
+      std::vector<char> seen(static_cast<size_t>(t.size()), 0);
+      for (double v : t) {  // a permutation of 0..n-1, or the file is damaged
+        if (!(v >= 0 && v < static_cast<double>(t.size())) || v != std::floor(v) || seen[static_cast<size_t>(v)]++)
+          throw format_error(detail::cat(path, ": damaged checkpoint (sample order)"));
+        order.push_back(static_cast<Index>(v));
+      }
     }
     LoopState next = loop;  // the loop's part, read and checked before anything changes
     if (next.order && !order.empty() && order.size() != next.order->size())
@@ -285,6 +292,9 @@ void load_training_checkpoint(const std::string& path, Model<T>& m, LoopState& l
     next.initial_step = meta.at("next_step").get<Index>();
     if (next.initial_epoch < 0 || next.initial_step < 0 || next.initial_step >= next.steps_per_epoch)
       throw format_error(detail::cat(path, ": damaged checkpoint (position epoch ", next.initial_epoch, ", batch ", next.initial_step, ")"));
+    next.cursor = meta.value("cursor", Index(-1));  // absent in older checkpoints: computed by fit
+    if (next.cursor < -1 || (loop.order && next.cursor > static_cast<Index>(loop.order->size())))
+      throw format_error(detail::cat(path, ": damaged checkpoint (cursor ", next.cursor, ")"));
     next.loss_sum = detail::from_hex_double(meta.at("loss_sum").get<std::string>());
     next.seen = meta.at("seen").get<Index>();
     next.out_loss_sum.clear();
@@ -299,6 +309,7 @@ void load_training_checkpoint(const std::string& path, Model<T>& m, LoopState& l
     if (loop.shuffle_rng && !shuffle_state.empty()) loop.shuffle_rng->set_state(shuffle_state);
     loop.initial_epoch = next.initial_epoch;
     loop.initial_step = next.initial_step;
+    if (next.cursor >= 0) loop.cursor = next.cursor;
     loop.loss_sum = next.loss_sum;
     loop.seen = next.seen;
     loop.out_loss_sum = next.out_loss_sum;
