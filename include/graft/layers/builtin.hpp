@@ -6,6 +6,7 @@
 #include <string>
 
 #include "graft/layers/activation.hpp"
+#include "graft/layers/augmentation.hpp"
 #include "graft/layers/dense.hpp"
 #include "graft/layers/dropout.hpp"
 #include "graft/layers/input_layer.hpp"
@@ -53,6 +54,7 @@ void register_builtin_layers(Add add) {
   add("LayerScale", [](const json& c) { return LayerScale<T>::from_config(c); });
   add("CustomScaleLayer", [](const json& c) { return CustomScaleLayer<T>::from_config(c); });
   register_vision_layers<T>(add);
+  register_augmentation_layers<T>(add);  // RandomFlip, ..., Resizing, CenterCrop
 }
 
 }  // namespace detail

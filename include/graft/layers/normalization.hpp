@@ -2,10 +2,15 @@
 // or with invert=True x * max(sqrt(variance), 1e-7) + mean, per position of the kept `axis`
 // (default the last). mean and variance come from the config when given there (ConvNeXt), else
 // from the layer's weights mean, variance and count, as adapt() left them (EfficientNet).
+// adapt(data) computes them as Keras does, from a tensor, an iterable of batches or a data source.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 #include "graft/layers/layer.hpp"
 
@@ -54,6 +59,45 @@ class Normalization : public UnaryLayer<T> {
         const T s = sd[static_cast<size_t>(feature(i, dims))];
         (*dx)[b * per + i] = invert_ ? dy[b * per + i] * s : dy[b * per + i] / s;
       }
+  }
+
+  // ---- adapt ----------------------------------------------------------------------------------
+  /// Keras adapt(data): mean and (population) variance of `data` over every axis but the kept
+  /// ones, stored in the layer's `mean` and `variance` weights (`count` is left alone, as Keras
+  /// 3 does). Builds the layer from data's shape when needed, else checks the kept axes' sizes.
+  /// value_error for a layer whose mean and variance come from its config.
+  void adapt(const Tensor<T>& data) {
+    std::vector<const Tensor<T>*> one{&data};
+    adapt_batches(one.begin(), one.end(), [](const Tensor<T>* t) -> const Tensor<T>& { return *t; });
+  }
+  /// adapt() over an iterable of batches (std::vector<Tensor<T>>, a list of (x, y) pairs or tuples
+  /// — the first element is the data — or any range with begin() / end()): Keras' running merge
+  /// of per-batch means and variances. value_error for an empty iterable.
+  template <class Batches, class = decltype(std::begin(std::declval<const Batches&>()))>
+  void adapt(const Batches& batches) {
+    adapt_batches(std::begin(batches), std::end(batches), [](const auto& b) -> const Tensor<T>& { return batch_data(b); });
+  }
+  /// adapt() over a data source (graft::data::Source: size(), load()) read in batches of
+  /// batch_size rows; its first input is the data.
+  template <class S, class = decltype(std::declval<const S&>().load(nullptr, Index(0), std::declval<std::vector<Tensor<T>>&>(),
+                                                                       std::declval<std::vector<Tensor<T>>&>()))>
+  void adapt(const S& source, Index batch_size = 128) {
+    if (batch_size <= 0) throw value_error(detail::cat(this->where(), ": adapt() needs a positive batch size, got ", batch_size));
+    const Index n = source.size();
+    std::vector<Index> rows;
+    std::vector<Tensor<T>> x, y;
+    Index at = 0;
+    auto next = [&]() -> const Tensor<T>* {
+      if (at >= n) return nullptr;
+      const Index cnt = std::min(batch_size, n - at);
+      rows.resize(static_cast<size_t>(cnt));
+      for (Index i = 0; i < cnt; ++i) rows[static_cast<size_t>(i)] = at + i;
+      at += cnt;
+      source.load(rows.data(), cnt, x, y);
+      if (x.empty()) throw value_error(detail::cat(this->where(), ": adapt(): the data source yields no input array"));
+      return &x[0];
+    };
+    adapt_stream(next);
   }
 
   json get_config() const override {
@@ -120,6 +164,76 @@ class Normalization : public UnaryLayer<T> {
   }
 
  private:
+  static const Tensor<T>& batch_data(const Tensor<T>& t) { return t; }
+  template <class A, class B>
+  static const Tensor<T>& batch_data(const std::pair<A, B>& p) { return batch_data(p.first); }
+  template <class... A>
+  static const Tensor<T>& batch_data(const std::tuple<A...>& p) { return batch_data(std::get<0>(p)); }
+  template <class It, class Get>
+  void adapt_batches(It first, It last, Get get) {
+    auto next = [&]() -> const Tensor<T>* {
+      if (first == last) return nullptr;
+      const Tensor<T>* t = &get(*first);
+      ++first;
+      return t;
+    };
+    adapt_stream(next);
+  }
+  /// Keras' adapt over batches next() returns until nullptr: per batch, the mean and variance
+  /// over the reduced axes (in double), merged into the running totals with weights
+  /// count_batch / count_total (the lack-of-fit sum of squares formula Keras uses).
+  template <class Next>
+  void adapt_stream(Next next) {
+    if (!mean_cfg_.empty())
+      throw value_error(detail::cat(this->where(), ": adapt() cannot change a mean and variance given in the layer's config"));
+    const Tensor<T>* batch = next();
+    if (!batch)
+      throw value_error(detail::cat(this->where(), ": adapt() received an empty iterable (no batches); expected at least one batch"));
+    if (batch->rank() < 1) throw shape_error(detail::cat(this->where(), ": adapt() needs data with a batch axis, got a scalar"));
+    if (!this->built()) {
+      Shape s = batch->shape();
+      s[0] = -1;
+      this->build({s});
+    }
+    const size_t F = static_cast<size_t>(features_);
+    std::vector<double> total_mean(F, 0.0), total_var(F, 0.0), bm(F), bv(F), cnt(F);
+    double total_count = 0;
+    for (; batch; batch = next()) {
+      const Shape& dims = check_layout(batch->shape());
+      const Index per = batch->inner(1), N = batch->dim(0);
+      if (batch->size() == 0) continue;
+      std::fill(bm.begin(), bm.end(), 0.0);
+      std::fill(bv.begin(), bv.end(), 0.0);
+      std::fill(cnt.begin(), cnt.end(), 0.0);
+      for (Index b = 0; b < N; ++b)
+        for (Index i = 0; i < per; ++i) {
+          const size_t k = static_cast<size_t>(feature(i, dims));
+          bm[k] += static_cast<double>((*batch)[b * per + i]);
+          cnt[k] += 1;
+        }
+      for (size_t k = 0; k < F; ++k) bm[k] /= cnt[k];
+      for (Index b = 0; b < N; ++b)
+        for (Index i = 0; i < per; ++i) {
+          const size_t k = static_cast<size_t>(feature(i, dims));
+          const double d = static_cast<double>((*batch)[b * per + i]) - bm[k];
+          bv[k] += d * d;
+        }
+      const double batch_count = cnt[0];
+      total_count += batch_count;
+      const double bw = batch_count / total_count, ew = 1.0 - bw;
+      for (size_t k = 0; k < F; ++k) {
+        bv[k] /= cnt[k];
+        const double nm = total_mean[k] * ew + bm[k] * bw;
+        total_var[k] = (total_var[k] + (total_mean[k] - nm) * (total_mean[k] - nm)) * ew + (bv[k] + (bm[k] - nm) * (bm[k] - nm)) * bw;
+        total_mean[k] = nm;
+      }
+    }
+    if (total_count == 0) throw value_error(detail::cat(this->where(), ": adapt() received only empty batches"));
+    for (size_t k = 0; k < F; ++k) {
+      mean_->value[static_cast<Index>(k)] = static_cast<T>(total_mean[k]);
+      var_->value[static_cast<Index>(k)] = static_cast<T>(total_var[k]);
+    }
+  }
   /// The kept axes (sorted, positive); the batch axis cannot be one.
   std::vector<int> kept(const Shape& in) const {
     std::vector<int> a;

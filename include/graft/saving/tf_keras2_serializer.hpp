@@ -44,6 +44,27 @@ json layer_config(const Layer<T>& l) {
     return c;
   }
   if (c.contains("keepdims") && c["keepdims"] == false) c.erase("keepdims");  // TF-Keras before 2.6 rejects it
+  static const std::set<std::string> preprocessing = {"RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
+                                                      "RandomContrast", "RandomBrightness", "RandomCrop", "Resizing", "CenterCrop"};
+  if (preprocessing.count(l.class_name())) {  // keys Keras 3 added; TF-Keras 2.15 rejects unknown ones
+    auto refuse = [&](const char* key) {
+      throw unsupported_error(graft::detail::cat("layer '", l.name(), "' (", l.class_name(), "): ", key, " = ", c[key].dump(),
+                                                 " cannot be written for TF-Keras 2, which has no such option; save it for Keras 3 (keras_version \"3\")"));
+    };
+    auto drop_if = [&](const char* key, const json& dflt) {
+      if (!c.contains(key)) return;
+      if (c[key] != dflt) refuse(key);
+      c.erase(key);
+    };
+    drop_if("data_format", "channels_last");
+    if (l.class_name() == "RandomContrast") drop_if("value_range", json::array({0, 255}));
+    if (l.class_name() == "Resizing") {
+      drop_if("pad_to_aspect_ratio", false);
+      drop_if("antialias", false);
+      c.erase("fill_mode");  // used only with pad_to_aspect_ratio
+      c.erase("fill_value");
+    }
+  }
   if (c.contains("activation") && c["activation"].is_string()) {
     std::string a = c["activation"].get<std::string>();
     if (a == "silu") c["activation"] = a = "swish";
