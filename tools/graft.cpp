@@ -6,9 +6,17 @@
 //   graft convert IN OUT [--keras-version 2|3]
 //   graft lr-find MODEL --data DATA.h5 [--start-lr F] [--end-lr F] [--steps N] [--csv FILE]
 //   graft application NAME OUT [--weights FILE] [--no-top] [--input-shape H,W,C] [--pooling avg|max] ...
+//   graft fine-tune MODEL --images DIR --output OUT.h5 [--cut-at LAYER] [--epochs N] [--augment ...] ...
+//   graft evaluate MODEL --images DIR
+//   graft predict MODEL --images DIR --output OUT.csv
 // Exit status 0 on success; on any error one line on stderr and a non-zero status.
 #include <graft/applications.hpp>
 #include <graft/graft.hpp>
+
+#ifdef GRAFT_WITH_IMAGES
+#include "graft_images.hpp"
+#endif
+#include "graft_mpi.hpp"
 
 #include <cmath>
 #include <cstdlib>
@@ -31,7 +39,7 @@ const char* kUsage =
     "            [--validation-split F] [--lr-schedule NAME[:key=value,...]]\n"
     "            [--layer-groups K] [--lr-mult-factor F] [--unfreeze-gradual N]\n"
     "            [--early-stopping PATIENCE] [--reduce-lr-on-plateau PATIENCE]\n"
-    "            [--checkpoint FILE] [--csv-log FILE] [--backup-dir DIR]\n"
+    "            [--checkpoint FILE] [--csv-log FILE] [--backup-dir DIR] [--no-data-check]\n"
     "      trains with the loss and optimizer stored in MODEL (datasets x_train, y_train\n"
     "      or x_train0.., y_train0..; x_val, y_val for validation), then saves the trained\n"
     "      model to OUT.h5. --lr-schedule: one-cycle (max_lr, div, div_final, pct_start,\n"
@@ -40,7 +48,9 @@ const char* kUsage =
     "      N: only the top group trains at first, one more every N epochs; --checkpoint keeps\n"
     "      the best model (val_loss, or loss without validation); --csv-log writes one row\n"
     "      per epoch; --backup-dir: the same command rerun after a crash or kill resumes\n"
-    "      where it stopped and ends with the same weights\n"
+    "      where it stopped and ends with the same weights; data holding NaN or inf is refused\n"
+    "      (naming the sample) unless --no-data-check, and a NaN loss stops with an error\n"
+    "      mpirun -np N graft fit ... (or fine-tune): data-parallel on N processes (needs MPI)\n"
     "  graft lr-find MODEL --data DATA.h5 [--start-lr F] [--end-lr F] [--steps N]\n"
     "            [--batch-size N] [--seed S] [--csv FILE]\n"
     "      the learning-rate range test (fastai lr_find): prints the suggested learning rate;\n"
@@ -56,6 +66,20 @@ const char* kUsage =
     "      builds keras.applications.NAME (ResNet50, MobileNetV2, EfficientNetB0, ... — graft\n"
     "      application --list) with Keras' arguments and layer names, loads a Keras weights\n"
     "      file by layer name, and saves the model to OUT (.h5 or .keras)\n"
+    "  graft fine-tune MODEL --images DIR --output OUT.h5 [--cut-at LAYER] [--epochs N]\n"
+    "            [--batch-size N] [--seed S] [--lr F] [--validation-split F]\n"
+    "            [--augment flip=horizontal,rotation=F,zoom=F,translation=F,contrast=F]\n"
+    "            [--unfreeze-from-top N] [--fine-tune-epochs N] [--fine-tune-lr F]\n"
+    "            [--preprocessing auto|none|tf|torch|caffe|unit] [--on-error error|skip]\n"
+    "      transfer learning on a folder of class subfolders of images (PNG, JPEG, BMP, GIF):\n"
+    "      cuts MODEL after its last global pooling or Flatten layer (or LAYER), adds\n"
+    "      Dense(classes, softmax), trains it with the rest frozen (the frozen part runs once:\n"
+    "      feature cache), then optionally unfreezes the top N layers at lr/10; OUT takes raw\n"
+    "      images (0..255) at MODEL's input size. Validation: 20% of the images by default\n"
+    "  graft evaluate MODEL --images DIR [--batch-size N]\n"
+    "      prints accuracy: and loss: over a folder of class subfolders\n"
+    "  graft predict MODEL --images DIR --output OUT.csv [--batch-size N]\n"
+    "      one CSV row per image file: file, predicted class, probabilities\n"
     "  --keras-version 3 writes what Keras 3 (TensorFlow >= 2.16) loads, 2 what TF-Keras 2\n"
     "  (TensorFlow <= 2.15) loads; without it fit keeps the generation of MODEL\n";
 
@@ -95,7 +119,9 @@ Args parse(int argc, char** argv) {
                                            "--classifier-activation", "--alpha", "--depth-multiplier", "--dropout",
                                            "--validation-split", "--lr-schedule", "--layer-groups", "--lr-mult-factor",
                                            "--unfreeze-gradual", "--early-stopping", "--reduce-lr-on-plateau", "--checkpoint",
-                                           "--csv-log", "--backup-dir", "--start-lr", "--end-lr", "--steps", "--csv"};
+                                           "--csv-log", "--backup-dir", "--start-lr", "--end-lr", "--steps", "--csv",
+                                           "--images", "--cut-at", "--lr", "--augment", "--unfreeze-from-top",
+                                           "--fine-tune-epochs", "--fine-tune-lr", "--preprocessing", "--on-error"};
   for (int i = 1; i < argc; ++i) {
     std::string s = argv[i];
     if (s.rfind("--", 0) == 0) {
@@ -105,7 +131,7 @@ Args parse(int argc, char** argv) {
         if (i + 1 >= argc) throw graft::value_error(s + " needs a value");
         a.opt[s] = argv[++i];
       } else if (s == "--no-shuffle" || s == "--verbose" || s == "--help" || s == "--no-top" || s == "--minimalistic" ||
-                 s == "--no-preprocessing" || s == "--list") {
+                 s == "--no-preprocessing" || s == "--list" || s == "--quiet" || s == "--no-data-check") {
         a.flags.push_back(s);
       } else {
         throw graft::value_error("unknown option " + s + " (see graft --help)");
@@ -183,13 +209,14 @@ int summary(const Args& a) {
       auto k = g.kind(c);
       if (k == graft::h5::Group::Kind::dataset) {
         auto s = graft::h5::dataset_shape(g, c);
-        long long n = 1;
-        for (auto d : s) n *= d;
-        total += n;
+        long long n = graft::shape_size(s);  // checked: a hostile shape is an error, not an overflow
+        if (__builtin_add_overflow(total, n, &total)) throw graft::format_error(a.model + ": implausibly many weights");
         std::cout << indent << c << " " << graft::shape_str(s) << "\n";
       } else if (k == graft::h5::Group::Kind::group) {
         auto sub = g.group(c);
         std::cout << indent << c << "/\n";
+        if (indent.size() > 2 * static_cast<size_t>(graft::limits().max_config_depth))
+          throw graft::format_error(a.model + ": groups nested deeper than graft::limits().max_config_depth");
         walk(sub, indent + "  ");
       }
     }
@@ -203,9 +230,8 @@ int summary(const Args& a) {
       std::cout << "  " << ln << (wn.empty() ? "  (no weights)" : "") << "\n";
       for (auto& w : wn) {
         auto s = graft::h5::dataset_shape(lg, w);
-        long long n = 1;
-        for (auto d : s) n *= d;
-        total += n;
+        long long n = graft::shape_size(s);
+        if (__builtin_add_overflow(total, n, &total)) throw graft::format_error(a.model + ": implausibly many weights");
         std::cout << "    " << w << " " << graft::shape_str(s) << "\n";
       }
     }
@@ -293,9 +319,12 @@ int fit(const Args& a) {
   graft::SaveOptions so;
   so.keras_version = a.get("--keras-version");
   if (!so.keras_version.empty()) graft::parse_keras_version(so.keras_version);  // refuse before training
+  o.check_data = !a.flag("--no-data-check");  // NaN/inf in the data: an error naming the sample, unless asked
+  o.callbacks.push_back(std::make_shared<graft::TerminateOnNaN<float>>(true));  // a NaN loss: an error, nothing saved
+  graft_cli::use_mpi(o);  // started by mpirun: data-parallel over the processes
   auto h = m->fit(x, y, o);
   if (backup && backup->resumed()) std::cout << "resumed from " << a.get("--backup-dir") << "\n";
-  graft::save_model(*m, out, so);
+  if (graft_cli::writes_files()) graft::save_model(*m, out, so);
   if (!h.epoch.empty())
     std::cout << "trained " << h.epoch.size() << " epoch(s); final " << monitor << ": " << h[monitor].back() << "\n";
   return 0;
@@ -390,7 +419,9 @@ int application(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::unique_ptr<graft_cli::MpiSession> mpi;
   try {
+    mpi = std::make_unique<graft_cli::MpiSession>(argc, argv);  // MPI only when started by mpirun
     Args a = parse(argc, argv);
     if (a.flag("--help") || a.cmd == "help") {
       std::cout << kUsage;
@@ -405,18 +436,27 @@ int main(int argc, char** argv) {
       return 2;
     }
     if (a.model.empty()) throw graft::value_error(a.cmd == "application" ? "missing NAME (graft application --list)" : "missing MODEL (see graft --help)");
+    if (!mpi->begin(a.cmd)) return 0;  // under mpirun: fit and fine-tune data-parallel, the rest on rank 0
     if (a.cmd == "summary") return summary(a);
+#ifdef GRAFT_WITH_IMAGES
+    if (a.cmd == "predict") return a.opt.count("--images") ? graft_cli::predict_images(a) : predict(a);
+    if (a.cmd == "evaluate") return graft_cli::evaluate_images(a);
+    if (a.cmd == "fine-tune") return graft_cli::fine_tune(a, mpi->distributed());
+#else
+    if (a.cmd == "fine-tune" || a.cmd == "evaluate" || a.opt.count("--images"))
+      throw graft::unsupported_error("this graft was built without image support (libpng, libjpeg-turbo, giflib: scripts/install-deps)");
     if (a.cmd == "predict") return predict(a);
+#endif
     if (a.cmd == "fit") return fit(a);
     if (a.cmd == "convert") return convert(a);
     if (a.cmd == "application") return application(a);
     if (a.cmd == "lr-find") return lr_find(a);
-    throw graft::value_error("unknown command '" + a.cmd + "' (summary, predict, fit, convert, application, lr-find)");
+    throw graft::value_error("unknown command '" + a.cmd + "' (summary, predict, evaluate, fit, fine-tune, convert, application, lr-find)");
   } catch (const std::exception& e) {
     std::string m = e.what();
     for (auto& c : m)
       if (c == '\n') c = ' ';
-    std::cerr << "graft: " << m << std::endl;
-    return 1;
+    std::cerr << "graft: " << (mpi ? mpi->prefix() : "") << m << std::endl;
+    return mpi ? mpi->after_error(1) : 1;
   }
 }

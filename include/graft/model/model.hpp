@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <exception>
 #include <functional>
 #include <iostream>
@@ -272,6 +273,21 @@ class Model : public Layer<T> {
   };
   std::unique_ptr<CallState> make_state() const override { return std::make_unique<Run>(); }
 
+  /// Scratch of one inference (or of fit's row slices): a Run, the row slices' runs and buffers.
+  /// The model keeps one for predict/evaluate and one for training; the const predict makes its
+  /// own, so that any number of threads can run it at once on one model.
+  struct InferScratch {
+    Run run;
+    std::vector<Run> slices;
+    std::vector<Tensor<T>> x, y;
+    In<T> ptrs;
+    std::vector<const Tensor<T>*> out;
+    std::vector<std::vector<Tensor<T>>> slice_x;
+    std::vector<In<T>> slice_ptrs;
+    std::vector<std::exception_ptr> slice_err;
+    std::vector<Shape> slice_shapes;
+  };
+
   void forward(const In<T>& in, const Out<T>& out, CallState* st, bool training) override {
     auto& run = *static_cast<Run*>(st);
     run_forward(run, in, training);
@@ -287,7 +303,7 @@ class Model : public Layer<T> {
 
   /// Run the graph on inputs (no batching). Returns pointers into `run` (valid until its next use).
   /// With `only`, just the nodes marked there (their inputs must be ready).
-  void run_forward(Run& run, const In<T>& in, bool training, const std::vector<char>* only = nullptr) {
+  void run_forward(Run& run, const In<T>& in, bool training, const std::vector<char>* only = nullptr) const {
     if (!run.planned) plan(run);
     if (in.size() != in_nodes_.size())
       throw shape_error(detail::cat("model '", this->name(), "' expects ", in_nodes_.size(), " input(s), got ", in.size()));
@@ -295,6 +311,11 @@ class Model : public Layer<T> {
       check_shape(i, in[i]->shape(), false);
       run.input_ptr[i] = in[i];
     }
+    run_nodes(run, training, only);
+  }
+  /// The nodes of the graph (those marked in `only`, or all) on what `run` holds: their inputs
+  /// must be ready there (model inputs set by run_forward, or values placed by fit's cache).
+  void run_nodes(Run& run, bool training, const std::vector<char>* only) const {
     for (size_t n = 0; n < g_.size(); ++n) {
       const auto& gn = g_[n];
       if (gn.input_slot >= 0 || (only && !(*only)[n])) continue;
@@ -344,19 +365,37 @@ class Model : public Layer<T> {
   /// Batched inference on every input (first axis = samples); returns one tensor per output.
   /// The inputs are read in place, batch by batch: never copied whole.
   std::vector<Tensor<T>> predict(const std::vector<Tensor<T>>& x, Index batch_size = 32) {
-    return predict_impl(pointers_to(x), batch_size);
+    ensure_built(pointers_to(x));
+    return predict_impl(pointers_to(x), batch_size, infer_);
+  }
+  /// Inference that any number of threads may run at once on one model: same batching, row
+  /// slicing and results as the non-const predict, bit for bit, with scratch of its own per call.
+  /// The model must be built (loaded, or called once) and not changed (trained, edited, loaded
+  /// into) meanwhile.
+  std::vector<Tensor<T>> predict(const std::vector<Tensor<T>>& x, Index batch_size = 32) const {
+    if (g_.empty()) throw value_error(detail::cat("predict: model '", this->name(), "' is not built yet (call the non-const predict once)"));
+    InferScratch s;
+    return predict_impl(pointers_to(x), batch_size, s);
+  }
+  Tensor<T> predict(const Tensor<T>& x, Index batch_size = 32) const {
+    if (g_.empty()) throw value_error(detail::cat("predict: model '", this->name(), "' is not built yet (call the non-const predict once)"));
+    InferScratch s;
+    auto r = predict_impl({&x}, batch_size, s);
+    if (r.size() != 1)
+      throw value_error(detail::cat("model '", this->name(), "' has ", r.size(), " outputs: use the vector form of predict"));
+    return std::move(r[0]);
   }
   /// Single-input, single-output convenience.
   Tensor<T> predict(const Tensor<T>& x, Index batch_size = 32) {
-    auto r = predict_impl({&x}, batch_size);
+    ensure_built({&x});
+    auto r = predict_impl({&x}, batch_size, infer_);
     if (r.size() != 1)
       throw value_error(detail::cat("model '", this->name(), "' has ", r.size(), " outputs: use the vector form of predict"));
     return std::move(r[0]);
   }
 
  private:
-  std::vector<Tensor<T>> predict_impl(const In<T>& xs, Index batch_size) {
-    ensure_built(xs);
+  std::vector<Tensor<T>> predict_impl(const In<T>& xs, Index batch_size, InferScratch& sc) const {
     if (batch_size <= 0) throw value_error("predict: batch_size must be positive");
     const Index n = check_samples(xs, "predict");
     const std::vector<Shape> shapes = adapted_shapes(xs);
@@ -364,7 +403,7 @@ class Model : public Layer<T> {
     std::vector<Tensor<T>> result(out_refs_.size());
     for (Index b0 = 0; b0 < n || (n == 0 && b0 == 0); b0 += batch_size) {
       const Index cnt = std::min(batch_size, n - b0);
-      const std::vector<const Tensor<T>*>& ys = infer_rows(xs, shapes, b0, cnt, work);
+      const std::vector<const Tensor<T>*>& ys = infer_rows(xs, shapes, b0, cnt, work, sc);
       for (size_t j = 0; j < out_refs_.size(); ++j) {
         const Tensor<T>* y = ys[j];
         if (b0 == 0) {
@@ -386,27 +425,27 @@ class Model : public Layer<T> {
   /// synchronisation between layers, each slice's activations stay in its core's cache). Row
   /// results do not depend on the slicing.
   const std::vector<const Tensor<T>*>& infer_rows(const In<T>& xs, const std::vector<Shape>& shapes, Index b0, Index cnt,
-                                                 double work) {
-    infer_out_.resize(out_refs_.size());
+                                                 double work, InferScratch& sc) const {
+    sc.out.resize(out_refs_.size());
     const Index slices = this->parallel_rows(false) ? row_slices(cnt, work) : 1;
     if (slices <= 1) {
-      infer_x_.resize(xs.size());
-      infer_ptrs_.resize(xs.size());
+      sc.x.resize(xs.size());
+      sc.ptrs.resize(xs.size());
       for (size_t i = 0; i < xs.size(); ++i) {
-        xs[i]->slice_rows_into(b0, cnt, infer_x_[i], shapes[i]);
-        infer_ptrs_[i] = &infer_x_[i];
+        xs[i]->slice_rows_into(b0, cnt, sc.x[i], shapes[i]);
+        sc.ptrs[i] = &sc.x[i];
       }
-      run_forward(predict_run_, infer_ptrs_, false);
-      for (size_t j = 0; j < out_refs_.size(); ++j) infer_out_[j] = output_ptr(predict_run_, j);
-      return infer_out_;
+      run_forward(sc.run, sc.ptrs, false);
+      for (size_t j = 0; j < out_refs_.size(); ++j) sc.out[j] = output_ptr(sc.run, j);
+      return sc.out;
     }
-    run_slices(predict_slices_, xs, shapes, b0, cnt, slices, false, nullptr);
-    infer_y_.resize(out_refs_.size());
+    run_slices(sc, xs, shapes, b0, cnt, slices, false, nullptr);
+    sc.y.resize(out_refs_.size());
     for (size_t j = 0; j < out_refs_.size(); ++j) {
-      gather_slices(predict_slices_, out_refs_[j], cnt, slices, infer_y_[j]);
-      infer_out_[j] = &infer_y_[j];
+      gather_slices(sc.slices, out_refs_[j], cnt, slices, sc.y[j]);
+      sc.out[j] = &sc.y[j];
     }
-    return infer_out_;
+    return sc.out;
   }
 
   /// Row slices for a batch of `cnt` samples of `work` multiply-adds each: one per thread when no
@@ -424,34 +463,34 @@ class Model : public Layer<T> {
   /// Rows [b0, b0 + cnt) of the inputs cut into `slices` slices; slice c runs the graph (the
   /// nodes marked in `only`, or all) in runs[c] on one of graft's threads. A slice's exception
   /// is rethrown here.
-  void run_slices(std::vector<Run>& runs, const In<T>& xs, const std::vector<Shape>& shapes, Index b0, Index cnt,
-                  Index slices, bool training, const std::vector<char>* only) {
+  void run_slices(InferScratch& sc, const In<T>& xs, const std::vector<Shape>& shapes, Index b0, Index cnt,
+                  Index slices, bool training, const std::vector<char>* only) const {
     const size_t ns = static_cast<size_t>(slices);
-    if (runs.size() < ns) runs.resize(ns);
-    if (slice_x_.size() < ns) slice_x_.resize(ns);
-    if (slice_ptrs_.size() < ns) slice_ptrs_.resize(ns);
-    slice_err_.assign(ns, nullptr);
+    if (sc.slices.size() < ns) sc.slices.resize(ns);
+    if (sc.slice_x.size() < ns) sc.slice_x.resize(ns);
+    if (sc.slice_ptrs.size() < ns) sc.slice_ptrs.resize(ns);
+    sc.slice_err.assign(ns, nullptr);
     detail::parallel_chunks(slices, detail::usable_threads(), [&](Index c) {
       const size_t k = static_cast<size_t>(c);
       try {
         const Index r0 = cnt * c / slices, r1 = cnt * (c + 1) / slices;
-        slice_x_[k].resize(xs.size());
-        slice_ptrs_[k].resize(xs.size());
+        sc.slice_x[k].resize(xs.size());
+        sc.slice_ptrs[k].resize(xs.size());
         for (size_t i = 0; i < xs.size(); ++i) {
-          xs[i]->slice_rows_into(b0 + r0, r1 - r0, slice_x_[k][i], shapes[i]);
-          slice_ptrs_[k][i] = &slice_x_[k][i];
+          xs[i]->slice_rows_into(b0 + r0, r1 - r0, sc.slice_x[k][i], shapes[i]);
+          sc.slice_ptrs[k][i] = &sc.slice_x[k][i];
         }
-        run_forward(runs[k], slice_ptrs_[k], training, only);
+        run_forward(sc.slices[k], sc.slice_ptrs[k], training, only);
       } catch (...) {
-        slice_err_[k] = std::current_exception();
+        sc.slice_err[k] = std::current_exception();
       }
     });
-    for (auto& e : slice_err_)
+    for (auto& e : sc.slice_err)
       if (e) std::rethrow_exception(e);
   }
 
   /// Tensor `pr` of every slice's run, stacked into `dst` (cnt rows).
-  void gather_slices(std::vector<Run>& runs, const std::pair<int, int>& pr, Index cnt, Index slices, Tensor<T>& dst) {
+  void gather_slices(std::vector<Run>& runs, const std::pair<int, int>& pr, Index cnt, Index slices, Tensor<T>& dst) const {
     const Tensor<T>& first = *ptr(runs[0], pr);
     dst.resize_batch(first.shape(), cnt);
     const Index w = first.inner(1);
@@ -563,6 +602,35 @@ class Model : public Layer<T> {
   History fit(const Tensor<T>& x, const Tensor<T>& y, const FitOptions<T>& o = {}) {
     return fit_impl({&x}, {&y}, o);
   }
+  /// Training on a data source (data/source.hpp: an image folder, an HDF5 file read in chunks,
+  /// a user loader): batches are loaded on a worker thread while the previous one trains, and
+  /// memory stays bounded by a few batches (plus the feature cache, within its budget).
+  /// validation_split takes the source's last samples.
+  History fit(const data::Source<T>& src, const FitOptions<T>& o = {}) {
+    if (!(o.validation_split >= 0 && o.validation_split < 1)) throw value_error("fit: validation_split must be in [0, 1)");
+    const data::Source<T>* val = o.validation_source.get();
+    std::unique_ptr<data::Source<T>> tail;
+    Index n_train = src.size();
+    if (!o.validation_x.empty()) {  // Keras: validation_data wins
+      tail = std::make_unique<data::ArraySource<T>>(pointers_to(o.validation_x), pointers_to(o.validation_y));
+      val = tail.get();
+    } else if (!val && o.validation_split > 0) {
+      n_train = static_cast<Index>(std::floor(static_cast<double>(src.size()) * (1.0 - o.validation_split)));
+      std::vector<Index> rows;
+      for (Index i = n_train; i < src.size(); ++i) rows.push_back(i);
+      tail = std::make_unique<data::SubsetSource<T>>(std::shared_ptr<const data::Source<T>>(&src, [](const data::Source<T>*) {}), rows);
+      val = tail.get();
+    }
+    return detail::FitLoop<T>::run_source(*this, src, n_train, val, o);
+  }
+  /// Loss and metrics over a source, batch by batch (the first `steps` batches; 0: all).
+  Logs evaluate(const data::Source<T>& src, Index batch_size = 32, Index steps = 0) {
+    return detail::FitLoop<T>::evaluate_source(*this, src, batch_size, steps, nullptr, nullptr, nullptr);
+  }
+  /// Outputs for every sample of a source, in order.
+  std::vector<Tensor<T>> predict(const data::Source<T>& src, Index batch_size = 32) {
+    return detail::FitLoop<T>::predict_source(*this, src, batch_size);
+  }
   /// The data are read in place (gathered batch by batch), never copied whole.
   History fit(const std::vector<Tensor<T>>& x, const std::vector<Tensor<T>>& y, const FitOptions<T>& o) {
     return fit_impl(pointers_to(x), pointers_to(y), o);
@@ -607,7 +675,7 @@ class Model : public Layer<T> {
     for (Index b0 = 0; b0 < n; b0 += batch_size) {
       Index cnt = std::min(batch_size, n - b0);
       for (size_t j = 0; j < y.size(); ++j) y[j]->slice_rows_into(b0, cnt, by[j], y[j]->shape());
-      const std::vector<const Tensor<T>*>& ys = infer_rows(x, shapes, b0, cnt, work);
+      const std::vector<const Tensor<T>*>& ys = infer_rows(x, shapes, b0, cnt, work, infer_);
       double total = 0;
       for (size_t j = 0; j < out_refs_.size(); ++j) {
         if (!compiled_->losses[j]) continue;
@@ -772,10 +840,9 @@ class Model : public Layer<T> {
     in_nodes_.clear();
     out_refs_.clear();
     contrib_.clear();
-    predict_run_ = Run();
     train_run_ = Run();
-    predict_slices_.clear();
-    train_slices_.clear();
+    infer_ = InferScratch();
+    train_scratch_ = InferScratch();
     prefix_work_ = 0;
     train_gen_ = 0;
     unique_valid_ = false;
@@ -807,22 +874,39 @@ class Model : public Layer<T> {
     std::vector<std::shared_ptr<Node<T>>> post;
     std::unordered_map<const Layer<T>*, int> op_index;
     std::unordered_set<const Node<T>*> finished, in_progress;
-    std::function<void(const KerasTensor<T>&)> visit = [&](const KerasTensor<T>& t0) {
+    // (an explicit stack, not recursion: a 100 000-layer chain must not overflow the call stack)
+    struct Frame {
+      KerasTensor<T> t;
+      size_t next = 0;  // next input to visit
+    };
+    std::vector<Frame> stack;
+    auto enter = [&](const KerasTensor<T>& t0) {
       KerasTensor<T> t = resolve(t0);
       const Node<T>* n = t.node.get();
       if (finished.count(n)) return;
       if (in_progress.count(n)) throw value_error(detail::cat("Model: the graph has a cycle at layer '", t.layer()->name(), "'"));
       if (!op_index.count(t.layer())) op_index.emplace(t.layer(), static_cast<int>(op_index.size()));
       in_progress.insert(n);
-      if (!input_set.count(n)) {
-        if (t.node->inputs.empty())
-          throw value_error(detail::cat("Model: graph disconnected: input '", t.layer()->name(),
-                                        "' is needed to compute the outputs but is not one of the model inputs"));
-        for (const auto& x : t.node->inputs) visit(x);
+      if (!input_set.count(n) && t.node->inputs.empty())
+        throw value_error(detail::cat("Model: graph disconnected: input '", t.layer()->name(),
+                                      "' is needed to compute the outputs but is not one of the model inputs"));
+      stack.push_back({t, 0});
+    };
+    auto visit = [&](const KerasTensor<T>& root) {
+      enter(root);
+      while (!stack.empty()) {
+        Frame& f = stack.back();
+        const Node<T>* n = f.t.node.get();
+        if (!input_set.count(n) && f.next < f.t.node->inputs.size()) {
+          KerasTensor<T> x = f.t.node->inputs[f.next++];
+          enter(x);  // (may reallocate the stack: f is not used after this)
+          continue;
+        }
+        in_progress.erase(n);
+        finished.insert(n);
+        post.push_back(f.t.node);
+        stack.pop_back();
       }
-      in_progress.erase(n);
-      finished.insert(n);
-      post.push_back(t.node);
     };
     for (auto& t : outputs) visit(t);
 
@@ -1105,18 +1189,134 @@ class Model : public Layer<T> {
       run_forward(train_run_, px, true);
       return;
     }
-    slice_shapes_.resize(px.size());
-    for (size_t i = 0; i < px.size(); ++i) slice_shapes_[i] = px[i]->shape();
-    run_slices(train_slices_, px, slice_shapes_, 0, cnt, slices, true, &prefix_);
+    auto& sc = train_scratch_;
+    sc.slice_shapes.resize(px.size());
+    for (size_t i = 0; i < px.size(); ++i) sc.slice_shapes[i] = px[i]->shape();
+    run_slices(sc, px, sc.slice_shapes, 0, cnt, slices, true, &prefix_);
     if (!train_run_.planned) plan(train_run_);
     for (auto& pr : prefix_out_)
-      gather_slices(train_slices_, pr, cnt, slices, train_run_.val[static_cast<size_t>(pr.first)][static_cast<size_t>(pr.second)]);
+      gather_slices(sc.slices, pr, cnt, slices, train_run_.val[static_cast<size_t>(pr.first)][static_cast<size_t>(pr.second)]);
     run_forward(train_run_, px, true, &rest_);
   }
 
   /// forward, loss, backward, regularization, optimizer step. Allocation-free once warm.
-  double train_step(const In<T>& px, const std::vector<Tensor<T>>& by) {
+  /// `after_backward`, when given, runs between the backward pass and the regularization and
+  /// optimizer step (data-parallel fit sums the gradients of every process there).
+  double train_step(const In<T>& px, const std::vector<Tensor<T>>& by, const std::function<void()>* after_backward = nullptr) {
     train_forward(px);
+    return finish_train_step(by, after_backward);
+  }
+
+  /// Data-parallel fit, a process with no sample in this global batch: zero gradients into the
+  /// sum over processes, then the same regularization and optimizer step as every other process.
+  double train_step_empty(const std::function<void()>* after_backward) {
+    for (Param<T>* p : train_params_) {
+      p->grad_fresh = true;
+      p->begin_grad();
+      p->grad.set_zero();
+    }
+    if (after_backward && *after_backward) (*after_backward)();
+    const double reg = this->regularization_loss(true);
+    compiled_->optimizer->apply(train_params_);
+    return reg;
+  }
+
+  // ---- fit()'s feature cache (train/feature_cache.hpp): the frozen prefix's outputs ----------------
+  /// Whether the frozen prefix's outputs can stand for the inputs (plan_frozen_prefix, after
+  /// begin_training): the prefix does real work, every later layer reads only prefix outputs or
+  /// later layers (never a model input directly), and its layers act the same in training and
+  /// inference. Otherwise "" is returned with the reason in `why`.
+  bool prefix_cacheable(std::string& why) const {
+    if (prefix_out_.empty() || prefix_work_ <= 0) {
+      why = "no frozen layers at the bottom of the model";
+      return false;
+    }
+    for (size_t i = 0; i < g_.size(); ++i) {
+      if (!rest_[i]) continue;
+      for (auto& pr : g_[i].in)
+        if (g_[static_cast<size_t>(pr.first)].input_slot >= 0) {
+          why = detail::cat("layer '", g_[i].layer->name(), "' reads a model input directly");
+          return false;
+        }
+    }
+    for (auto& pr : out_refs_)
+      if (g_[static_cast<size_t>(pr.first)].input_slot >= 0) {
+        why = "a model output is a model input";
+        return false;
+      }
+    for (size_t i = 0; i < g_.size(); ++i)
+      if (rest_[i] && g_[i].input_slot < 0) return true;
+    why = "every layer is frozen";
+    return false;
+  }
+  /// Multiply-adds per sample in the frozen prefix.
+  double prefix_work() const { return prefix_work_; }
+  /// The prefix's output tensors as the last training forward pass left them (cnt rows each).
+  const std::vector<const Tensor<T>*>& prefix_values() {
+    prefix_vals_.clear();
+    for (auto& pr : prefix_out_) prefix_vals_.push_back(ptr(train_run_, pr));
+    return prefix_vals_;
+  }
+  /// Names of the layers whose outputs the cache holds.
+  std::vector<std::string> prefix_output_layers() const {
+    std::vector<std::string> r;
+    for (auto& pr : prefix_out_) r.push_back(g_[static_cast<size_t>(pr.first)].layer->name());
+    return r;
+  }
+  /// A training step from cached prefix outputs (one tensor per prefix output, in
+  /// prefix_values' order): the rest of the graph, loss, backward, optimizer step.
+  double train_step_from_prefix(std::vector<Tensor<T>>& vals, const std::vector<Tensor<T>>& by,
+                                const std::function<void()>* after_backward = nullptr) {
+    if (!train_run_.planned) plan(train_run_);
+    place_prefix(train_run_, vals);
+    run_nodes(train_run_, true, &rest_);
+    return finish_train_step(by, after_backward);
+  }
+  /// Inference on a batch, the prefix and the rest run apart so that the prefix outputs can be
+  /// read afterwards (infer_prefix_values). Same results as infer_rows.
+  const std::vector<const Tensor<T>*>& infer_split(const In<T>& px) {
+    const Index cnt = px.empty() || px[0]->rank() == 0 ? 0 : px[0]->dim(0);
+    const Index slices = prefix_work_ > 0 ? row_slices(cnt, prefix_work_) : 1;
+    auto& sc = infer_;
+    if (slices <= 1) {
+      run_forward(sc.run, px, false);
+    } else {
+      sc.slice_shapes.resize(px.size());
+      for (size_t i = 0; i < px.size(); ++i) sc.slice_shapes[i] = px[i]->shape();
+      run_slices(sc, px, sc.slice_shapes, 0, cnt, slices, false, &prefix_);
+      if (!sc.run.planned) plan(sc.run);
+      for (auto& pr : prefix_out_)
+        gather_slices(sc.slices, pr, cnt, slices, sc.run.val[static_cast<size_t>(pr.first)][static_cast<size_t>(pr.second)]);
+      run_nodes(sc.run, false, &rest_);
+    }
+    sc.out.resize(out_refs_.size());
+    for (size_t j = 0; j < out_refs_.size(); ++j) sc.out[j] = output_ptr(sc.run, j);
+    return sc.out;
+  }
+  const std::vector<const Tensor<T>*>& infer_prefix_values() {
+    prefix_vals_.clear();
+    for (auto& pr : prefix_out_) prefix_vals_.push_back(ptr(infer_.run, pr));
+    return prefix_vals_;
+  }
+  /// Inference from cached prefix outputs.
+  const std::vector<const Tensor<T>*>& infer_from_prefix(std::vector<Tensor<T>>& vals) {
+    if (!infer_.run.planned) plan(infer_.run);
+    place_prefix(infer_.run, vals);
+    run_nodes(infer_.run, false, &rest_);
+    infer_.out.resize(out_refs_.size());
+    for (size_t j = 0; j < out_refs_.size(); ++j) infer_.out[j] = output_ptr(infer_.run, j);
+    return infer_.out;
+  }
+
+  void place_prefix(Run& run, std::vector<Tensor<T>>& vals) {
+    if (vals.size() != prefix_out_.size()) throw value_error("feature cache: wrong number of cached tensors");
+    for (size_t k = 0; k < prefix_out_.size(); ++k) {
+      auto& pr = prefix_out_[k];
+      std::swap(run.val[static_cast<size_t>(pr.first)][static_cast<size_t>(pr.second)], vals[k]);
+    }
+  }
+
+  double finish_train_step(const std::vector<Tensor<T>>& by, const std::function<void()>* after_backward) {
     double total = 0;
     for (size_t j = 0; j < out_refs_.size(); ++j) {
       const Tensor<T>& yp = *output_ptr(train_run_, j);
@@ -1132,6 +1332,7 @@ class Model : public Layer<T> {
     }
     for (Param<T>* p : train_params_) p->grad_fresh = true;
     if (!train_params_.empty()) run_backward(train_run_, dout_ptr_, no_din_);
+    if (after_backward && *after_backward) (*after_backward)();
     total += this->regularization_loss(true);
     compiled_->optimizer->apply(train_params_);
     return total;
@@ -1144,7 +1345,7 @@ class Model : public Layer<T> {
     for (Index r = 0; r < cnt; ++r) std::copy(src.data() + idx[r] * w, src.data() + (idx[r] + 1) * w, dst.data() + r * w);
   }
 
-  void plan(Run& run) {
+  void plan(Run& run) const {
     const size_t n = g_.size();
     run.val.assign(n, {});
     run.grad.assign(n, {});
@@ -1242,18 +1443,12 @@ class Model : public Layer<T> {
   std::vector<int> in_nodes_;
   std::vector<std::pair<int, int>> out_refs_;
   std::vector<KerasTensor<T>> inputs_, outputs_;
-  Run predict_run_, train_run_;
-  // row slices (run_slices), each with its own Run: inference, and fit()'s frozen prefix
-  std::vector<Run> predict_slices_, train_slices_;
-  std::vector<std::vector<Tensor<T>>> slice_x_;
-  std::vector<In<T>> slice_ptrs_;
-  std::vector<std::exception_ptr> slice_err_;
-  std::vector<Shape> slice_shapes_;
-  std::vector<Tensor<T>> infer_x_, infer_y_;
-  In<T> infer_ptrs_;
-  std::vector<const Tensor<T>*> infer_out_;
+  Run train_run_;
+  InferScratch infer_;          // predict, evaluate (the non-const API)
+  InferScratch train_scratch_;  // fit()'s frozen prefix in row slices
   std::vector<char> prefix_, rest_;                 // plan_frozen_prefix: node masks
   std::vector<std::pair<int, int>> prefix_out_;     // prefix tensors the rest reads
+  std::vector<const Tensor<T>*> prefix_vals_;
   double prefix_work_ = 0;                          // multiply-adds per sample in the prefix
   std::optional<CompileState<T>> compiled_;
   std::vector<Param<T>*> train_params_;
@@ -1277,7 +1472,12 @@ class Sequential : public Model<T> {
   /// Sequential(model_a.layers() minus the last): the layer objects are shared, as in Keras.
   explicit Sequential(const std::vector<std::shared_ptr<Layer<T>>>& layers, std::string name = {})
       : Model<T>(std::move(name)) {
-    for (auto& l : layers) add_no_rebuild(l);
+    std::unordered_set<std::string> names;  // one set for all: add's check is linear per layer
+    for (auto& l : layers) {
+      if (l && !std::dynamic_pointer_cast<InputLayer<T>>(l) && !names.insert(l->name()).second)
+        throw value_error(detail::cat("Sequential '", this->name(), "': a layer named '", l->name(), "' is already in the model"));
+      add_no_rebuild(l, false);
+    }
     rebuild();
   }
   std::string class_name() const override { return "Sequential"; }
@@ -1328,7 +1528,7 @@ class Sequential : public Model<T> {
 
  private:
   std::string input_name() const { return this->name() + "_input"; }
-  void add_no_rebuild(std::shared_ptr<Layer<T>> layer) {
+  void add_no_rebuild(std::shared_ptr<Layer<T>> layer, bool check_name = true) {
     if (!layer) throw value_error("Sequential: cannot add a null layer");
     if (auto il = std::dynamic_pointer_cast<InputLayer<T>>(layer)) {
       if (!seq_.empty())
@@ -1336,9 +1536,10 @@ class Sequential : public Model<T> {
       input_ = il;
       return;
     }
-    for (auto& l : seq_)
-      if (l->name() == layer->name())
-        throw value_error(detail::cat("Sequential '", this->name(), "': a layer named '", layer->name(), "' is already in the model"));
+    if (check_name)
+      for (auto& l : seq_)
+        if (l->name() == layer->name())
+          throw value_error(detail::cat("Sequential '", this->name(), "': a layer named '", layer->name(), "' is already in the model"));
     seq_.push_back(std::move(layer));
   }
   void rebuild() {

@@ -46,13 +46,14 @@ class BackupAndRestore : public Callback<T>, public LoopAware {
   }
   void on_epoch_end(int epoch, Logs&) override { save(epoch + 1, 0); }
   void on_train_end(const Logs&) override {
-    if (!delete_) return;
+    if (!delete_ || !this->may_write()) return;
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
 
  private:
   void save(int next_epoch, Index next_step) {
+    if (!this->may_write()) return;  // data-parallel: rank 0 writes
     detail::make_parent_dirs(checkpoint_path());
     save_training_checkpoint(checkpoint_path(), *this->model(), *loop_, next_epoch, next_step);
   }

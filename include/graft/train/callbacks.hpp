@@ -10,11 +10,14 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <limits>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "graft/io/atomic_file.hpp"
 #include "graft/io/keras_h5.hpp"
 #include "graft/model/model.hpp"
 #include "graft/train/fit.hpp"
@@ -329,7 +332,8 @@ class TerminateOnNaN : public Callback<T> {
 
 /// keras.callbacks.CSVLogger: one row per epoch, columns "epoch" (from 0) and the logs' keys in
 /// sorted order, values as Python prints them; separator ","; append keeps an existing file's
-/// rows (and writes no second header). The file is flushed after every row.
+/// rows (and writes no second header). The file is rewritten whole and atomically after every
+/// row (a run killed mid-write leaves the rows of the epochs before, never half a row).
 template <class T = float>
 class CSVLogger : public Callback<T> {
  public:
@@ -338,48 +342,51 @@ class CSVLogger : public Callback<T> {
   void on_train_begin(const Logs&) override {
     keys_.clear();
     resumed_ = false;
-    if (out_.is_open()) out_.close();
+    started_ = false;
   }
   /// A run resumed by BackupAndRestore appends to the rows written before the interruption.
   nlohmann::json state() const override { return {{"csv", file_}}; }
   void set_state(const nlohmann::json&) override { resumed_ = true; }
   void on_epoch_end(int epoch, Logs& logs) override {
-    if (!out_.is_open()) open(append_ || resumed_);
+    if (!this->may_write()) return;  // data-parallel: rank 0 writes
+    if (!started_) start(append_ || resumed_);
     if (keys_.empty())
       for (auto& kv : logs) keys_.push_back(kv.first);  // std::map: already sorted
+    std::ostringstream out;
     if (!header_written_) {
-      out_ << "epoch";
-      for (auto& k : keys_) out_ << sep_ << k;
-      out_ << "\n";
+      out << "epoch";
+      for (auto& k : keys_) out << sep_ << k;
+      out << "\n";
       header_written_ = true;
     }
-    out_ << epoch;
+    out << epoch;
     for (auto& k : keys_) {
       auto it = logs.find(k);
-      out_ << sep_ << (it == logs.end() ? std::string("NA") : detail::python_float(it->second));
+      out << sep_ << (it == logs.end() ? std::string("NA") : detail::python_float(it->second));
     }
-    out_ << "\n";
-    out_.flush();
+    out << "\n";
+    text_ += out.str();
+    detail::atomic_write_text(file_, text_);
   }
-  void on_train_end(const Logs&) override {
-    if (out_.is_open()) out_.close();
-  }
+  void on_train_end(const Logs&) override { started_ = false; }
 
  private:
-  void open(bool append) {
-    header_written_ = false;
+  /// The file's rows so far: an existing file's when appending, none otherwise.
+  void start(bool append) {
+    text_.clear();
     if (append) {
-      std::ifstream in(file_);
-      header_written_ = in && in.peek() != std::ifstream::traits_type::eof();
+      std::ifstream in(file_, std::ios::binary);
+      if (in) text_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      if (!text_.empty() && text_.back() != '\n') text_ += '\n';
     }
-    out_.open(file_, append ? std::ios::app : std::ios::trunc);
-    if (!out_) throw io_error(detail::cat("CSVLogger: cannot open '", file_, "' for writing"));
+    header_written_ = !text_.empty();
+    started_ = true;
   }
   std::string file_, sep_;
   bool append_, resumed_ = false;
-  bool header_written_ = false;
+  bool started_ = false, header_written_ = false;
   std::vector<std::string> keys_;
-  std::ofstream out_;
+  std::string text_;  ///< everything written so far
 };
 
 /// keras.callbacks.ModelCheckpoint: saves the model (or only its weights) after every epoch, or
@@ -408,22 +415,23 @@ class ModelCheckpoint : public Callback<T> {
       }
       const double current = it->second;
       if (best_ && !(maximize_ ? current > *best_ : current < *best_)) {
-        if (verbose_ > 0)
+        if (verbose_ > 0 && this->may_write())
           std::cout << "\nEpoch " << epoch + 1 << ": " << monitor_ << " did not improve from " << *best_ << std::endl;
         return;
       }
-      if (verbose_ > 0)
+      if (verbose_ > 0 && this->may_write())
         std::cout << "\nEpoch " << epoch + 1 << ": " << monitor_ << " improved from "
                   << (best_ ? detail::python_float(*best_) : std::string(maximize_ ? "-inf" : "inf")) << " to " << current
                   << ", saving model to " << file << std::endl;
       best_ = current;
-    } else if (verbose_ > 0) {
+    } else if (verbose_ > 0 && this->may_write()) {
       std::cout << "\nEpoch " << epoch + 1 << ": saving model to " << file << std::endl;
     }
+    last_saved_ = file;
+    if (!this->may_write()) return;  // data-parallel: rank 0 writes
     detail::make_parent_dirs(file);
     if (weights_only_) save_weights(*this->model(), file);
     else save_model(*this->model(), file);
-    last_saved_ = file;
   }
   nlohmann::json state() const override { return {{"best", best_ ? nlohmann::json(*best_) : nlohmann::json(nullptr)}}; }
   void set_state(const nlohmann::json& s) override {
