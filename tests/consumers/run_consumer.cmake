@@ -35,6 +35,18 @@ message("${out}")
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "consumer ${MODE} failed (${rc}):\n${out}\n${err}")
 endif()
+# graft::mpi (built when MPI is installed), as one process
+load_cache("${BINARY_DIR}" READ_WITH_PREFIX _graft_ MPI_CXX_LIB_NAMES)
+if(_graft_MPI_CXX_LIB_NAMES AND NOT EXISTS "${WORK_DIR}/build/consumer_mpi")
+  message(FATAL_ERROR "consumer ${MODE}: graft was configured with MPI but the consumer got no graft::mpi target")
+endif()
+if(EXISTS "${WORK_DIR}/build/consumer_mpi")
+  execute_process(COMMAND "${WORK_DIR}/build/consumer_mpi" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  message("${out}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "consumer_mpi ${MODE} failed (${rc}):\n${out}\n${err}")
+  endif()
+endif()
 # the quick start loads my_model_A.h5 from its working directory: give it a Keras-written one
 configure_file("${FIXTURE_MODEL_A}" "${WORK_DIR}/my_model_A.h5" COPYONLY)
 execute_process(COMMAND "${WORK_DIR}/build/quickstart" WORKING_DIRECTORY "${WORK_DIR}"
