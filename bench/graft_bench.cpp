@@ -1,27 +1,40 @@
 // graft_bench — the C++ side of graft's benchmark against PyTorch (bench/torch_bench.py is the twin;
 // bench/run drives both). One workload per process, so that each run's peak RSS is its own.
 //
-//   graft_bench prepare --out DIR [--seed S]
+//   graft_bench prepare --out DIR [--seed S] [--tm-model FILE]
 //       writes DIR/my_model_A.h5 (model A), DIR/my_model_B_on_A.h5 (the B-on-A recipe: model A's
 //       trunk + a new Dense(1, sigmoid) head) and DIR/cnn.h5 (the small CNN), seeded: the
-//       initial weights both frameworks start from.
+//       initial weights both frameworks start from. With --tm-model (the Teachable Machine
+//       MobileNetV2 of the shared Keras corpus): DIR/mobilenet_frozen.h5 (its trunk, Rescaling
+//       to [-1, 1] in front, a new Dense(5, softmax) head) and DIR/mobilenet_images/, 1000
+//       Fashion-MNIST images in 5 class folders, 256x256, half RGB JPEG, half gray PNG.
 //   graft_bench run WORKLOAD --weights DIR [--data DIR] [--threads N] [--samples N] [--epochs N]
 //                   [--no-shuffle] [--dump FILE] [--min-time S]
 //       WORKLOAD: mlp_train | mlp_predict256 | mlp_predict1 | finetune_frozen | cnn_train |
-//                 cnn_predict | load. Prints one line "RESULT {json}" (samples/s, seconds, loss,
-//                 peak RSS in kB).
+//                 cnn_predict | load | mobilenet_finetune_frozen | image_pipeline. Prints one
+//                 line "RESULT {json}" (samples/s, seconds, loss, peak RSS in kB).
 //
 // Data: real Fashion-MNIST (/usr/share/datasets/fashion-mnist). Task A: the 8 classes other than
 // sandal (5) and shirt (6), labels 7/8/9 -> 5/6/7; task B: sandal vs shirt (shirt = 1).
+// mobilenet_finetune_frozen: the MobileNetV2 with its trunk frozen and the new head trained,
+// Adam 1e-3, batch 32, 5 epochs over the image folder read by image_dataset_from_directory at
+// 224x224 (fit's automatic feature cache runs the trunk in the first epoch only).
+// image_pipeline: what feeds training from that folder — decode + resize to 224x224 + the
+// augmentation layers RandomFlip, RandomRotation(0.1), RandomZoom(0.1) in training mode — on
+// --threads threads, each loading whole batches of 32 (graft's own parallelism off).
 #include <graft/graft.hpp>
+#include <graft/images.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #ifdef _OPENMP
@@ -37,7 +50,7 @@ namespace {
 
 struct Args {
   std::string cmd, workload;
-  std::string weights = ".", data = "/usr/share/datasets/fashion-mnist", out = ".", dump;
+  std::string weights = ".", data = "/usr/share/datasets/fashion-mnist", out = ".", dump, tm_model;
   int threads = 1;
   Index samples = 0;  // 0: the workload's default
   int epochs = 0;     // 0: the workload's default
@@ -77,6 +90,7 @@ Args parse(int argc, char** argv) {
     else if (f == "--seed") a.seed = std::stoull(val());
     else if (f == "--no-shuffle") a.shuffle = false;
     else if (f == "--min-time") a.min_time = std::stod(val());
+    else if (f == "--tm-model") a.tm_model = val();
     else die("unknown option " + f);
   }
   return a;
@@ -180,7 +194,8 @@ struct Result {
   Index samples = 0;
   double secs = 0;
   double loss = -1;
-  double extra = -1;  // load: the first load's time
+  double extra = -1;  // load: the first load's time; mobilenet: the first epoch's
+  std::string note;   // mobilenet: fit's feature cache; image_pipeline: the time split
 };
 
 /// Three warm-up steps on the first batch (both twins do the same), then `epochs` of fit, then
@@ -223,6 +238,196 @@ Result predict(graft::Model<float>& m, const Tensor<float>& x, Index batch, cons
   r.secs = seconds(t0);
   r.samples = x.dim(0) * passes;
   if (!dump_path.empty()) dump(dump_path, y);
+  return r;
+}
+
+// ---- the MobileNetV2 workloads ----------------------------------------------------------------------
+
+const char* const kTmPool = "global_average_pooling2d_GlobalAveragePooling2D1";  // the TM model's last pooling
+const int kMnClasses[5] = {5, 6, 7, 8, 9};
+const char* const kMnFolders[5] = {"sandal", "shirt", "sneaker", "bag", "ankle_boot"};
+constexpr int kMnPerClass = 200, kMnFileSize = 256;
+
+void prepare_mobilenet(const Args& a) {
+  auto tm = graft::load_model<float>(a.tm_model);
+  auto trunk = graft::cut_after(*tm, kTmPool);
+  trunk->set_name("mobilenet_trunk");
+  auto in = graft::Input<float>({224, 224, 3}, "image");
+  auto x = (*std::make_shared<graft::Rescaling<float>>(1.0 / 127.5, -1.0, "rescaling"))(in);  // preprocess_input
+  x = (*trunk)(x);
+  auto out = (*std::make_shared<graft::Dense<float>>(5, "softmax", true, "head"))(x);
+  graft::Model<float> m(in, out, "mobilenet_frozen");
+  trunk->set_trainable(false);
+  graft::save_model(m, a.out + "/mobilenet_frozen.h5");
+
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(a.out) / "mobilenet_images";
+  fs::remove_all(root);
+  auto d = read_split(a.data, true);
+  graft::data::ResizeOptions up;
+  up.height = up.width = kMnFileSize;
+  for (int k = 0; k < 5; ++k) {
+    fs::create_directories(root / kMnFolders[k]);
+    int n = 0;
+    for (Index i = 0; i < d.size() && n < kMnPerClass; ++i) {
+      if (static_cast<int>(d.y[i]) != kMnClasses[k]) continue;
+      graft::data::Image small;
+      small.height = small.width = 28;
+      small.channels = 1;
+      small.pixels.resize(28 * 28);
+      for (size_t p = 0; p < small.pixels.size(); ++p)
+        small.pixels[p] = static_cast<std::uint8_t>(std::lround(d.x[i * 784 + static_cast<Index>(p)] * 255.0f));
+      const std::vector<float> big = graft::data::resize_image(small, up);  // photo-sized: 256 x 256
+      graft::data::Image img;
+      img.height = img.width = kMnFileSize;
+      img.channels = 1;
+      img.pixels.resize(big.size());
+      for (size_t p = 0; p < big.size(); ++p) img.pixels[p] = static_cast<std::uint8_t>(std::lround(std::min(255.f, std::max(0.f, big[p]))));
+      char name[32];
+      std::snprintf(name, sizeof name, "%05ld.%s", static_cast<long>(i), n % 2 ? "png" : "jpg");
+      if (n % 2) {
+        graft::data::write_png((root / kMnFolders[k] / name).string(), img);
+      } else {
+        graft::data::convert_color(img, graft::data::ColorMode::rgb);
+        graft::data::write_jpeg((root / kMnFolders[k] / name).string(), img, 90);
+      }
+      ++n;
+    }
+  }
+}
+
+/// The image folder at 224x224 (Keras' image_dataset_from_directory), its first `samples` rows.
+std::shared_ptr<const graft::data::Source<float>> mobilenet_images(const Args& a, std::uint64_t seed) {
+  graft::data::ImageFolderOptions io;
+  io.image_size = {224, 224};
+  io.color_mode = "rgb";
+  io.seed = static_cast<std::int64_t>(seed % 4294967296ull);
+  io.verbose = false;
+  auto folder = std::make_shared<graft::data::ImageFolder<float>>(graft::data::image_dataset_from_directory<float>(a.weights + "/mobilenet_images", io));
+  if (a.samples <= 0 || a.samples >= folder->size()) return folder;
+  std::vector<Index> rows(static_cast<size_t>(a.samples));
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<Index>(i);
+  return std::make_shared<graft::data::SubsetSource<float>>(folder, rows);
+}
+
+/// The head on the frozen trunk, 5 epochs over the image folder: decoding, the trunk (once, in
+/// the first epoch: fit's feature cache) and the head's training all timed. One warm-up step on
+/// the first batch before (as the twin).
+Result mobilenet_finetune(const Args& a) {
+  auto src = mobilenet_images(a, a.seed);
+  auto m = graft::load_model<float>(a.weights + "/mobilenet_frozen.h5");
+  if (!a.dump.empty()) {  // the twin check: the inputs of the first images and the predictions
+    std::vector<Index> rows(static_cast<size_t>(std::min<Index>(16, src->size())));
+    for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<Index>(i);
+    std::vector<Tensor<float>> x, y;
+    src->load(rows.data(), static_cast<Index>(rows.size()), x, y);
+    const std::string xs = a.dump.size() > 4 ? a.dump.substr(0, a.dump.size() - 4) + ".x.f32" : a.dump + ".x";
+    dump(xs, x[0]);
+    dump(a.dump, m->predict(x[0]));
+    Result r;
+    r.samples = static_cast<Index>(rows.size());
+    r.secs = 1;
+    return r;
+  }
+  m->set_trainable(true);
+  for (auto& l : m->layers())
+    if (l->name() != "head") l->set_trainable(false);
+  m->compile(std::make_shared<graft::Adam<float>>(1e-3), "sparse_categorical_crossentropy");
+  {
+    std::vector<Index> rows(static_cast<size_t>(std::min<Index>(32, src->size())));
+    for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<Index>(i);
+    std::vector<Tensor<float>> x, y;
+    src->load(rows.data(), static_cast<Index>(rows.size()), x, y);
+    m->train_on_batch(x, y);
+  }
+  graft::FitOptions<float> o;
+  o.epochs = a.epochs > 0 ? a.epochs : 5;
+  o.batch_size = 32;
+  o.verbose = 0;
+  o.shuffle = a.shuffle;
+  o.seed = a.seed;
+  auto timer = std::make_shared<graft::LambdaCallback<float>>();
+  Clock::time_point t_epoch;
+  double first = -1;
+  timer->on_epoch_begin_fn = [&](int, const graft::Logs&) { t_epoch = Clock::now(); };
+  timer->on_epoch_end_fn = [&](int e, graft::Logs&) {
+    if (e == 0) first = seconds(t_epoch);
+  };
+  o.callbacks.push_back(timer);
+  auto t0 = Clock::now();
+  graft::History h = m->fit(*src, o);
+  Result r;
+  r.secs = seconds(t0);
+  r.samples = src->size() * o.epochs;
+  r.loss = h["loss"].back();
+  r.extra = first;
+  r.note = h.feature_cache;
+  return r;
+}
+
+/// Images/s of the input pipeline: --threads threads, each loading whole batches of 32 from the
+/// folder (decode + bilinear resize to 224x224) and passing them through its own augmentation
+/// layers in training mode, over whole passes until --min-time has passed.
+Result image_pipeline(const Args& a) {
+  auto src = mobilenet_images(a, a.seed);
+  graft::set_num_threads(1);  // the pipeline's threads are the parallelism measured here
+  const Index n = src->size(), batch = 32, batches = (n + batch - 1) / batch;
+  const int T = std::max(1, a.threads);
+  std::vector<double> t_load(static_cast<size_t>(T), 0.0), t_aug(static_cast<size_t>(T), 0.0);
+  std::vector<Index> done(static_cast<size_t>(T), 0);
+  auto worker = [&](int t) {
+    graft::RandomFlip<float> flip("horizontal", 100 + t);
+    graft::RandomRotation<float> rot(0.1, "reflect", "bilinear", 200 + t);
+    graft::RandomZoom<float> zoom(0.1, graft::ImageFactor{}, "reflect", "bilinear", 300 + t);
+    std::vector<graft::UnaryLayer<float>*> aug{&flip, &rot, &zoom};
+    std::vector<std::unique_ptr<graft::CallState>> st;
+    for (auto* l : aug) st.push_back(l->make_state());
+    std::vector<Tensor<float>> x, y;
+    Tensor<float> u, v;
+    std::vector<Index> rows;
+    for (Index b = t; b < batches; b += T) {  // this thread's share of one pass
+      const Index cnt = std::min(batch, n - b * batch);
+      rows.resize(static_cast<size_t>(cnt));
+      for (Index i = 0; i < cnt; ++i) rows[static_cast<size_t>(i)] = b * batch + i;
+      auto t0 = Clock::now();
+      src->load(rows.data(), cnt, x, y);
+      auto t1 = Clock::now();
+      const Tensor<float>* cur = &x[0];
+      for (size_t k = 0; k < aug.size(); ++k) {
+        Tensor<float>& out = k % 2 ? v : u;
+        aug[k]->forward1(*cur, out, st[k].get(), true);
+        cur = &out;
+      }
+      t_load[static_cast<size_t>(t)] += std::chrono::duration<double>(t1 - t0).count();
+      t_aug[static_cast<size_t>(t)] += seconds(t1);
+      done[static_cast<size_t>(t)] += cnt;
+    }
+  };
+  auto t0 = Clock::now();
+  double elapsed = 0;
+  Index passes = 0;
+  do {  // whole passes (every thread its share) until min_time
+    std::vector<std::thread> th;
+    for (int t = 1; t < T; ++t) th.emplace_back(worker, t);
+    worker(0);
+    for (auto& x : th) x.join();
+    ++passes;
+    elapsed = seconds(t0);
+  } while (elapsed < a.min_time);
+  Result r;
+  r.secs = elapsed;
+  r.samples = n * passes;
+  double load = 0, aug = 0;
+  Index imgs = 0;
+  for (int t = 0; t < T; ++t) {
+    load += t_load[static_cast<size_t>(t)];
+    aug += t_aug[static_cast<size_t>(t)];
+    imgs += done[static_cast<size_t>(t)];
+  }
+  char note[160];
+  std::snprintf(note, sizeof note, "per thread: decode+resize %.0f images/s, augmentation %.0f images/s", static_cast<double>(imgs) / load,
+                static_cast<double>(imgs) / aug);
+  r.note = note;
   return r;
 }
 
@@ -281,6 +486,8 @@ Result run(const Args& a) {
     auto m = graft::load_model<float>(w + "cnn.h5");
     return predict(*m, d.x, 256, a.dump, a.min_time);
   }
+  if (wl == "mobilenet_finetune_frozen") return mobilenet_finetune(a);
+  if (wl == "image_pipeline") return image_pipeline(a);
   die("unknown workload '" + wl + "'");
 }
 
@@ -292,6 +499,7 @@ void prepare(const Args& a) {
   graft::save_model(*b, a.out + "/my_model_B_on_A.h5");
   auto c = model_cnn();
   graft::save_model(*c, a.out + "/cnn.h5");
+  if (!a.tm_model.empty()) prepare_mobilenet(a);
 }
 
 }  // namespace
@@ -306,10 +514,13 @@ int main(int argc, char** argv) {
     }
     if (a.cmd != "run") die("unknown command '" + a.cmd + "'");
     Result r = run(a);
+    std::string note;
+    for (char c : r.note) note += c == '"' || c == '\\' ? '\'' : c;  // JSON-safe
     std::printf("RESULT {\"framework\": \"graft\", \"workload\": \"%s\", \"threads\": %d, \"samples\": %ld, "
-                "\"seconds\": %.6f, \"samples_per_s\": %.3f, \"loss\": %.6f, \"first\": %.6f, \"peak_rss_kb\": %ld}\n",
+                "\"seconds\": %.6f, \"samples_per_s\": %.3f, \"loss\": %.6f, \"first\": %.6f, \"peak_rss_kb\": %ld, "
+                "\"note\": \"%s\"}\n",
                 a.workload.c_str(), a.threads, static_cast<long>(r.samples), r.secs,
-                r.secs > 0 ? static_cast<double>(r.samples) / r.secs : 0.0, r.loss, r.extra, peak_rss_kb());
+                r.secs > 0 ? static_cast<double>(r.samples) / r.secs : 0.0, r.loss, r.extra, peak_rss_kb(), note.c_str());
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "graft_bench: " << e.what() << "\n";

@@ -16,10 +16,22 @@ PyTorch at its best: the softmax / sigmoid heads are trained through the fused l
 cross-entropy and BCE-with-logits losses (mathematically the Keras models; cheaper and stabler),
 predictions run under torch.inference_mode(), frozen layers have requires_grad=False (autograd
 records nothing below the head).
+
+mobilenet_finetune_frozen: the MobileNetV2 of mobilenet_frozen.h5 (graft_bench prepare) built in
+PyTorch from the file's own Keras graph and weights (KerasGraph below: every layer of the file,
+NCHW, frozen BatchNormalization in eval mode), trained the way PyTorch users train a head on a
+frozen backbone: a Dataset over the image folder (PIL decode, convert("RGB"), bilinear resize to
+224x224: what torchvision's ImageFolder + Resize do), a DataLoader (shuffled, batch 32,
+--workers worker processes), trunk parameters with requires_grad=False, Adam(1e-3) on the head,
+every epoch reading and decoding the files and running the trunk again (no cache). --trunk-mode
+picks how the frozen trunk runs: eager, channels_last, or jit (torch.jit.trace + freeze +
+optimize_for_inference on the trunk: folded BatchNormalization, oneDNN); bench/run uses the
+fastest measured.
 """
 import argparse
 import gzip
 import json
+import os
 import sys
 import time
 
@@ -140,6 +152,285 @@ def model_cnn(path):
     return m
 
 
+# ---- a Keras functional graph run by PyTorch (the MobileNetV2 twin) ---------------------------
+
+def _dec(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def keras_weights_by_layer(path):
+    """{layer name: {weight name: array}} of a Keras .h5 file, nested models opened (the layer is
+    the second-to-last component of each weight's path: .../model1/Conv1/kernel)."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        g = f["model_weights"] if "model_weights" in f else f
+        for ln in g.attrs["layer_names"]:
+            lg = g[_dec(ln)]
+            for wn in lg.attrs["weight_names"]:
+                wn = _dec(wn)
+                parts = wn.split("/")
+                out.setdefault(parts[-2], {})[parts[-1].split(":")[0]] = np.asarray(lg[wn])
+    return out
+
+
+def _history(args):
+    """Names of the layers feeding a node (Keras 3 '__keras_tensor__' args or Keras 2 lists)."""
+    found = []
+
+    def walk(a):
+        if isinstance(a, dict):
+            if a.get("class_name") == "__keras_tensor__":
+                found.append(a["config"]["keras_history"][0])
+            else:
+                for v in a.values():
+                    walk(v)
+        elif isinstance(a, list):
+            if len(a) >= 3 and isinstance(a[0], str) and isinstance(a[1], int):  # Keras 2: [name, node, tensor, {}]
+                found.append(a[0])
+            else:
+                for v in a:
+                    walk(v)
+    walk(args)
+    return found
+
+
+def _same_pad(size, k, s):
+    total = max((-(-size // s) - 1) * s + k - size, 0)
+    return total // 2, total - total // 2
+
+
+class KerasLayer(nn.Module):
+    """One Keras layer of the MobileNetV2 family (NCHW tensors)."""
+
+    def __init__(self, cls, cfg, w):
+        super().__init__()
+        self.cls, self.cfg = cls, cfg
+        if cls == "Conv2D" or cls == "DepthwiseConv2D":
+            k = w["depthwise_kernel" if "depthwise_kernel" in w else "kernel"]
+            kh, kw, cin = k.shape[0], k.shape[1], k.shape[2]
+            if cls == "Conv2D":
+                weight = k.transpose(3, 2, 0, 1)
+                groups = 1
+            else:  # [kh, kw, in, mult] -> [in * mult, 1, kh, kw], output channel c * mult + m
+                weight = k.transpose(2, 3, 0, 1).reshape(cin * k.shape[3], 1, kh, kw)
+                groups = cin
+            self.k, self.s = (kh, kw), tuple(cfg["strides"])
+            self.same = cfg["padding"] == "same"
+            sym = self.same and self.s == (1, 1) and kh % 2 == 1 and kw % 2 == 1
+            self.conv = nn.Conv2d(weight.shape[1] * groups, weight.shape[0], (kh, kw), self.s,
+                                  padding=(kh // 2, kw // 2) if sym else 0, groups=groups, bias="bias" in w)
+            self.pre_pad = self.same and not sym
+            self.conv.weight.data.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
+            if "bias" in w:
+                self.conv.bias.data.copy_(torch.from_numpy(w["bias"]))
+            self.act = cfg.get("activation", "linear")
+        elif cls == "BatchNormalization":
+            c = w["moving_mean"].shape[0]
+            self.bn = nn.BatchNorm2d(c, eps=cfg["epsilon"], affine=True)
+            self.bn.weight.data.copy_(torch.from_numpy(w["gamma"]) if "gamma" in w else torch.ones(c))
+            self.bn.bias.data.copy_(torch.from_numpy(w["beta"]) if "beta" in w else torch.zeros(c))
+            self.bn.running_mean.copy_(torch.from_numpy(w["moving_mean"]))
+            self.bn.running_var.copy_(torch.from_numpy(w["moving_variance"]))
+        elif cls == "Dense":
+            self.lin = nn.Linear(w["kernel"].shape[0], w["kernel"].shape[1])
+            set_linear(self.lin, w["kernel"], w["bias"])
+            self.act = cfg.get("activation", "linear")
+        elif cls not in ("ReLU", "Add", "ZeroPadding2D", "GlobalAveragePooling2D", "Rescaling", "Activation"):
+            raise SystemExit("torch_bench: layer class %s is not in the MobileNetV2 twin" % cls)
+
+    def forward(self, xs):
+        cls, cfg = self.cls, self.cfg
+        x = xs[0]
+        if cls == "Conv2D" or cls == "DepthwiseConv2D":
+            if self.pre_pad:
+                ph, pw = _same_pad(x.shape[2], self.k[0], self.s[0]), _same_pad(x.shape[3], self.k[1], self.s[1])
+                x = F.pad(x, (pw[0], pw[1], ph[0], ph[1]))
+            return _activation(self.conv(x), self.act)
+        if cls == "BatchNormalization":
+            return self.bn(x)
+        if cls == "ReLU":
+            if cfg.get("max_value") is not None and not cfg.get("negative_slope") and not cfg.get("threshold"):
+                return F.hardtanh(x, 0.0, float(cfg["max_value"]))
+            return F.relu(x)
+        if cls == "Add":
+            y = xs[0]
+            for t in xs[1:]:
+                y = y + t
+            return y
+        if cls == "ZeroPadding2D":
+            (t, b), (l, r) = cfg["padding"]
+            return F.pad(x, (l, r, t, b))
+        if cls == "GlobalAveragePooling2D":
+            return x.mean((2, 3))
+        if cls == "Rescaling":
+            return x * float(cfg["scale"]) + float(cfg["offset"])
+        if cls == "Activation":
+            return _activation(x, cfg["activation"])
+        if cls == "Dense":
+            return _activation(self.lin(x), self.act)
+        raise SystemExit(cls)
+
+
+def _activation(x, name):
+    if name in ("linear", None):
+        return x
+    if name == "relu":
+        return F.relu(x)
+    if name == "relu6":
+        return F.hardtanh(x, 0.0, 6.0)
+    if name == "softmax":
+        return torch.softmax(x, 1)
+    raise SystemExit("torch_bench: activation %s" % name)
+
+
+class KerasGraph(nn.Module):
+    """A Keras Functional / Sequential model config run node by node (every layer called once);
+    nested models become nested KerasGraphs. `stop_before` leaves out the named layer and the rest
+    (the head), `only` keeps just the named top-level layers."""
+
+    def __init__(self, config, weights, skip=()):
+        super().__init__()
+        cfg = config["config"]
+        self.order, self.inputs_of, self.mods = [], {}, nn.ModuleDict()
+        prev = None
+        for l in cfg["layers"]:
+            cls, lc = l["class_name"], l["config"]
+            name = lc["name"]
+            if cls == "InputLayer":
+                prev = name
+                continue
+            if name in skip:
+                continue
+            nodes = l.get("inbound_nodes", [])
+            if len(nodes) > 1:
+                raise SystemExit("torch_bench: layer %s is called more than once" % name)
+            ins = _history(nodes[0]) if nodes else [prev]  # Sequential: the previous layer
+            if cls in ("Functional", "Model", "Sequential"):
+                self.mods[name] = KerasGraph(l, weights)
+            else:
+                self.mods[name] = KerasLayer(cls, lc, weights.get(name, {}))
+            self.order.append(name)
+            self.inputs_of[name] = ins
+            prev = name
+        if cfg.get("output_layers"):
+            outs = cfg["output_layers"]
+            self.output = (outs[0] if isinstance(outs[0], list) else outs)[0]
+        else:
+            self.output = prev
+        self.first = True
+
+    def forward(self, *xs):
+        vals = {}
+        for name in self.order:
+            ins = self.inputs_of[name]
+            args = [vals[i] if i in vals else xs[0] for i in ins]  # names not computed here: the graph input
+            vals[name] = self.mods[name](*args) if isinstance(self.mods[name], KerasGraph) else self.mods[name](args)
+        return vals[self.output] if self.output in vals else vals[self.order[-1]]
+
+
+def mobilenet_twin(path):
+    """(trunk, head) of mobilenet_frozen.h5: trunk = image (NCHW, 0..255) -> pooled features, head =
+    the Dense layer's logits (its softmax goes into the loss)."""
+    with h5py.File(path, "r") as f:
+        config = json.loads(_dec(f.attrs["model_config"]))
+    w = keras_weights_by_layer(path)
+    trunk = KerasGraph(config, w, skip=("head",))
+    k, b = w["head"]["kernel"], w["head"]["bias"]
+    head = nn.Linear(k.shape[0], k.shape[1])
+    set_linear(head, k, b)
+    return trunk, head
+
+
+class ImageFolderDataset(torch.utils.data.Dataset):
+    """torchvision.datasets.ImageFolder + transforms.Resize((224, 224)) without torchvision: class
+    subfolders in sorted order, PIL decode, convert("RGB"), bilinear resize, uint8 -> float 0..255
+    CHW (the model's Rescaling maps it to [-1, 1])."""
+
+    def __init__(self, root):
+        self.classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+        self.items = []
+        for c, name in enumerate(self.classes):
+            for fn in sorted(os.listdir(os.path.join(root, name))):
+                self.items.append((os.path.join(root, name, fn), c))
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        path, label = self.items[i]
+        with Image.open(path) as im:
+            im = im.convert("RGB").resize((224, 224), Image.BILINEAR)
+            x = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).float()
+        return x, label
+
+
+def prepare_trunk(trunk, mode, example):
+    trunk.eval()  # frozen BatchNormalization: inference mode, as Keras
+    for p in trunk.parameters():
+        p.requires_grad_(False)
+    if mode == "channels_last":
+        trunk = trunk.to(memory_format=torch.channels_last)
+        return trunk, lambda x: trunk(x.contiguous(memory_format=torch.channels_last))
+    if mode == "jit":
+        with torch.no_grad():
+            traced = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(trunk, example)))
+        return traced, traced
+    return trunk, trunk
+
+
+def mobilenet_finetune(a):
+    w = a.weights + "/"
+    trunk, head = mobilenet_twin(w + "mobilenet_frozen.h5")
+    ds = ImageFolderDataset(w + "mobilenet_images")
+    if a.samples and a.samples < len(ds):  # a seeded sample of every class (the files are sorted by class)
+        ds = torch.utils.data.Subset(ds, sorted(np.random.RandomState(a.seed).permutation(len(ds))[:a.samples].tolist()))
+    first = torch.stack([ds[i][0] for i in range(min(32, len(ds)))])
+    first_y = torch.tensor([ds[i][1] for i in range(min(32, len(ds)))])
+    trunk, run_trunk = prepare_trunk(trunk, a.trunk_mode, first)
+    opt = torch.optim.Adam(head.parameters(), lr=1e-3)
+
+    def step(xb, yb):
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(head(run_trunk(xb)), yb)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    step(first, first_y)  # warm-up: one step on the first batch, as graft_bench
+    g = torch.Generator().manual_seed(a.seed)
+    loader = torch.utils.data.DataLoader(ds, batch_size=32, shuffle=a.shuffle, generator=g, num_workers=a.workers,
+                                         persistent_workers=a.workers > 0)
+    epochs = a.epochs or 5
+    t0 = time.perf_counter()
+    first_epoch = -1.0
+    for e in range(epochs):
+        total, n = 0.0, 0
+        for xb, yb in loader:
+            total += step(xb, yb) * xb.shape[0]
+            n += xb.shape[0]
+        if e == 0:
+            first_epoch = time.perf_counter() - t0
+    secs = time.perf_counter() - t0
+    return len(ds) * epochs, secs, total / n, first_epoch
+
+
+def mobilenet_check(a):
+    """graft's predictions of mobilenet_frozen.h5 (graft_bench --dump: its inputs and outputs) against
+    the twin's on the same inputs."""
+    trunk, head = mobilenet_twin(a.weights + "/mobilenet_frozen.h5")
+    trunk.eval()
+    x = np.fromfile(a.dumps + "/mobilenet.x.f32", np.float32).reshape(-1, 224, 224, 3)
+    g = np.fromfile(a.dumps + "/mobilenet.f32", np.float32).reshape(x.shape[0], -1)
+    with torch.inference_mode():
+        p = torch.softmax(head(trunk(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous())), 1).numpy()
+    d = float(np.abs(g - p).max())
+    agree = float((g.argmax(1) == p.argmax(1)).mean())
+    print("CHECK mobilenet: max |graft - pytorch| = %.3g over %d images, argmax agreement %.4f" % (d, len(x), agree))
+    if d > 1e-4:
+        sys.exit("torch_bench: the MobileNetV2 twins disagree (max difference %.3g)" % d)
+
+
 # ---- workloads -------------------------------------------------------------------------------
 
 def train(model, x, y, loss_fn, lr, epochs, shuffle, seed, min_time):
@@ -230,6 +521,8 @@ def run(a):
         x, _ = take(*read_split(a.data, False), a.samples or (4000 if one else 10000))
         m = model_a(w + "my_model_A.h5")
         samples, secs, _ = predict(m, x, 1 if one else 256, lambda z: torch.softmax(z, 1), a.min_time)
+    elif wl == "mobilenet_finetune_frozen":
+        samples, secs, loss, first = mobilenet_finetune(a)
     elif wl == "cnn_predict":
         x, _ = take(*read_split(a.data, False), a.samples or 5120)
         m = model_cnn(w + "cnn.h5")
@@ -260,6 +553,8 @@ def check(a):
         worst = max(worst, d)
     if worst > 1e-4:
         sys.exit("torch_bench: the twins disagree (max difference %.3g)" % worst)
+    if os.path.exists(a.dumps + "/mobilenet.f32"):
+        mobilenet_check(a)
 
 
 def blas(a):
@@ -292,6 +587,9 @@ def main():
     ap.add_argument("--epochs", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--no-shuffle", dest="shuffle", action="store_false")
+    ap.add_argument("--workers", type=int, default=0, help="mobilenet: DataLoader worker processes")
+    ap.add_argument("--trunk-mode", default="eager", choices=["eager", "channels_last", "jit"],
+                    help="mobilenet: how the frozen trunk runs")
     ap.add_argument("--min-time", type=float, default=0.0,
                     help="repeat whole epochs / predict passes until this many seconds have passed")
     a = ap.parse_args()

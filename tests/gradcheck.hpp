@@ -140,4 +140,17 @@ inline std::string tmp_dir() {
   return d;
 }
 
+/// The what() of the exception of type E that f() throws; fails the test when f throws nothing
+/// (an exception of another type escapes and fails it too).
+template <class E, class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  FAIL("no exception of the expected kind was thrown");
+  return {};
+}
+
 }  // namespace graft_test

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <limits>
 #include <string>
 
 #include "gradcheck.hpp"
@@ -111,4 +112,43 @@ TEST_CASE("graft reports every error as one line on stderr with a non-zero statu
   auto h = run("--help");
   CHECK(h.status == 0);
   CHECK_THAT(h.out, Catch::Matchers::Contains("graft predict MODEL"));
+}
+
+TEST_CASE("graft fit refuses NaN, inf and bad labels before training, and stops on a NaN loss", "[cli]") {
+  // train_adam_sparse_cce: 8 inputs, 5 classes (sparse labels)
+  const std::string model = fx("train_adam_sparse_cce/before.h5");
+  const std::string dir = graft_test::tmp_dir();
+  auto data = [&](const std::string& name, graft::Index bad_row, float bad_x, float bad_label) {
+    graft::Tensor<float> x(graft::Shape{16, 8}), y(graft::Shape{16});
+    for (graft::Index i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 37) % 11) * 0.1f - 0.5f;
+    for (graft::Index i = 0; i < 16; ++i) y[i] = static_cast<float>(i % 5);
+    if (bad_row >= 0) x[bad_row * 8 + 2] = bad_x;
+    if (bad_label >= 0) y[3] = bad_label;
+    const std::string p = dir + "/" + name;
+    auto f = graft::h5::File::create(p);
+    auto root = graft::h5::Group::root(f);
+    graft::h5::write_dataset(root, "x_train", x);
+    graft::h5::write_dataset(root, "y_train", y);
+    f.close();
+    return p;
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  struct Case {
+    std::string data, flags, says;
+  };
+  const Case cases[] = {
+      {data("nan.h5", 5, nan, -1), "", "input 0 holds NaN at sample 5, column 2"},
+      {data("inf.h5", 9, inf, -1), "", "input 0 holds inf at sample 9, column 2"},
+      {data("label.h5", -1, 0, 7), "", "label 7 at sample 3 is not a class index in [0, 5)"},
+      {data("label_nan.h5", -1, 0, 2.5f), " --no-data-check", "label 2.5 at sample 3"},  // labels: always checked
+      {data("nan_ok.h5", 5, nan, -1), " --no-data-check", "NaN or Inf loss"},           // trained on: the loss stops it
+  };
+  for (const auto& c : cases) {
+    const std::string out = dir + "/refused.h5";
+    auto r = run("fit " + model + " --data " + c.data + " --output " + out + " --epochs 1 --batch-size 4 --no-shuffle" + c.flags);
+    INFO(c.data << c.flags << " -> " << r.err);
+    CHECK(r.status != 0);
+    CHECK_THAT(r.err, Catch::Matchers::Contains(c.says));
+    CHECK(access(out.c_str(), F_OK) != 0);  // nothing saved
+  }
 }

@@ -4,6 +4,8 @@
 #include <graft/graft.hpp>
 #include <catch2/catch.hpp>
 
+#include "model_a_data.hpp"
+
 #include <sstream>
 #include <vector>
 
@@ -20,34 +22,8 @@ std::shared_ptr<Sequential<float>> make_model_a() {
   return m;
 }
 
-/// 8 classes of 28x28 "images": a random prototype per class plus pixel noise, in [0, 1].
-struct Synthetic {
-  Tensor<float> x, y;
-  Synthetic(Index n, std::uint64_t seed, const std::vector<Tensor<float>>& protos) {
-    Rng r(seed);
-    x = Tensor<float>({n, 28, 28});
-    y = Tensor<float>({n});
-    for (Index i = 0; i < n; ++i) {
-      Index c = static_cast<Index>(r.below(8));
-      y[i] = static_cast<float>(c);
-      for (Index p = 0; p < 784; ++p) {
-        double v = protos[static_cast<size_t>(c)][p] + 0.35 * r.normal();
-        x[i * 784 + p] = static_cast<float>(std::min(1.0, std::max(0.0, v)));
-      }
-    }
-  }
-};
-
-std::vector<Tensor<float>> prototypes(std::uint64_t seed) {
-  Rng r(seed);
-  std::vector<Tensor<float>> ps;
-  for (int c = 0; c < 8; ++c) {
-    Tensor<float> t({784});
-    for (auto& v : t) v = r.uniform() < 0.3 ? static_cast<float>(r.uniform(0.5, 1.0)) : 0.0f;
-    ps.push_back(t);
-  }
-  return ps;
-}
+using graft_test::prototypes;  // model_a_data.hpp: the synthetic 8-class data
+using graft_test::Synthetic;
 
 }  // namespace
 

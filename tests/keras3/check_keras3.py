@@ -13,7 +13,7 @@ Gathers, in WORK:
                twice Keras' own float32-vs-float64 difference plus float32 rounding
                (2e-6 + 1e-5 |y|), and the fine-tuned .keras loaded back by Keras;
   fixtures/    every ../shared/keras-fixtures case: inference models through `graft convert`
-               (.h5 and .keras), training cases through `graft fit`;
+               (.h5 and .keras), training cases through `graft fit` (to .h5 and to .keras);
   corpus/      every full-model file of ../shared/keras-corpus that graft reads, through
                `graft convert` (TF-Keras 2 and Keras 1/2 files upgraded to Keras 3);
   --example    outputs of the examples (e.g. cnn_finetuned.h5), when present;
@@ -232,10 +232,11 @@ def main():
         try:
             if os.path.exists(os.path.join(d, "before.h5")):
                 meta = json.load(open(os.path.join(d, "meta.json")))
-                out = os.path.join(fdir, case + ".h5")
-                graft("fit", os.path.join(d, "before.h5"), "--data", io, "--output", out, "--epochs", "1",
-                      "--batch-size", str(meta.get("batch_size", 32)), "--no-shuffle")
-                predicted(out, io, case)
+                for ext in (".h5", ".keras"):  # --output picks the format by its extension
+                    out = os.path.join(fdir, case + ext)
+                    graft("fit", os.path.join(d, "before.h5"), "--data", io, "--output", out, "--epochs", "1",
+                          "--batch-size", str(meta.get("batch_size", 32)), "--no-shuffle")
+                    predicted(out, io, case + ext.replace(".", "_"))
             else:
                 for src in ("model.h5", "model.keras"):
                     if os.path.exists(os.path.join(d, src)):

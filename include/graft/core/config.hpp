@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -45,14 +46,26 @@ class Config {
   long long get_int(const std::string& k, long long d) const {
     if (!has(k)) return d;
     const json& v = j_[k];
+    if (v.is_number_unsigned() && v.get<unsigned long long>() > 9223372036854775807ull)
+      throw format_error(detail::cat(where_, ": '", k, "' is ", v.dump(), ", beyond 64-bit integers"));
     if (v.is_number_integer()) return v.get<long long>();
-    if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<long long>(v.get<double>())))
+    // (a float outside the long long range would make the cast undefined)
+    if (v.is_number_float() && std::fabs(v.get<double>()) < 9.2e18 &&
+        v.get<double>() == static_cast<double>(static_cast<long long>(v.get<double>())))
       return static_cast<long long>(v.get<double>());
     throw format_error(detail::cat(where_, ": '", k, "' should be an integer, got ", v.dump()));
   }
   long long req_int(const std::string& k) const {
     if (!has(k)) throw format_error(detail::cat(where_, ": config has no '", k, "'"));
     return get_int(k, 0);
+  }
+  /// A size (units, filters, input_dim, ...): an integer in [0, limits().max_dimension].
+  Index get_size(const std::string& k, long long d) const {
+    return detail::check_size(get_int(k, d), detail::cat(where_, ": '", k, "'"));
+  }
+  Index req_size(const std::string& k) const {
+    if (!has(k)) throw format_error(detail::cat(where_, ": config has no '", k, "'"));
+    return get_size(k, 0);
   }
   bool get_bool(const std::string& k, bool d) const {
     if (!has(k)) return d;
@@ -81,6 +94,9 @@ class Config {
       throw format_error(detail::cat(where_, ": '", k, "' should be an integer or a list, got ", v.dump()));
     }
     if (r.size() != n) throw format_error(detail::cat(where_, ": '", k, "' should have ", n, " entries, got ", v.dump()));
+    for (Index e : r)  // kernel sizes, strides, paddings: bounded, so shape arithmetic cannot overflow
+      if (e > limits().max_dimension || e < -limits().max_dimension)
+        throw value_error(detail::cat(where_, ": '", k, "' holds ", e, ", ", detail::limit_hint("max_dimension", limits().max_dimension)));
     return r;
   }
   /// An axis or a list of axes (Keras `axis=-1` or `axis=[1, 2]`); `d` when absent or null.
@@ -110,6 +126,7 @@ class Config {
       else if (e.is_number_integer() && e.get<Index>() >= 0) s.push_back(e.get<Index>());
       else throw format_error(detail::cat(where_, ": '", k, "' holds ", e.dump(), ", not a dimension"));
     }
+    detail::check_symbolic_shape(s, detail::cat(where_, ": '", k, "'"));
     return s;
   }
   /// Reject a data_format other than channels_last (or Keras 1 dim_ordering 'th').

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "graft/core/errors.hpp"
+#include "graft/core/limits.hpp"
 
 namespace graft {
 
@@ -29,12 +30,21 @@ inline std::string shape_str(const Shape& s) {
   return r + ")";
 }
 
-/// Number of elements; unknown (-1) dimensions make it -1.
+/// Number of elements; unknown (-1) dimensions make it -1. A product beyond 64 bits is a
+/// value_error, never a wrapped size.
 inline Index shape_size(const Shape& s) {
   Index n = 1;
+  bool overflow = false;
   for (Index d : s) {
     if (d < 0) return -1;
-    n *= d;
+    std::int64_t r = 0;
+    if (!detail::checked_mul(n, d, &r)) overflow = true;
+    n = r;
+  }
+  if (overflow) {
+    for (Index d : s)
+      if (d == 0) return 0;
+    throw value_error(detail::cat("shape ", shape_str(s), " has more than 2^63 elements"));
   }
   return n;
 }
@@ -99,12 +109,10 @@ class Tensor {
   /// seen before allocates nothing.
   void resize(const Shape& shape) {
     if (shape_ == shape && static_cast<Index>(data_.size()) == shape_size(shape)) return;
-    Index n = 1;
-    for (Index d : shape) {
+    for (Index d : shape)
       if (d < 0)
         throw shape_error(detail::cat("Tensor: cannot allocate the symbolic shape ", shape_str(shape)));
-      n *= d;
-    }
+    Index n = detail::checked_elements(shape, "Tensor");  // no wrapped size, within the limit
     shape_ = shape;  // copy-assignment reuses the vector's capacity
     data_.resize(static_cast<size_t>(n));
   }
@@ -120,7 +128,7 @@ class Tensor {
       for (Index d : shape_)
         if (d < 0) throw shape_error(detail::cat("Tensor: cannot allocate the symbolic shape ", shape_str(shape_)));
     }
-    data_.resize(static_cast<size_t>(shape_size(shape_)));
+    data_.resize(static_cast<size_t>(detail::checked_elements(shape_, "Tensor")));
   }
   /// Resize to `like` with its last dimension replaced by `last` (allocation-free when possible).
   void resize_last(const Shape& like, Index last) {
@@ -130,7 +138,7 @@ class Tensor {
       shape_ = like;
       if (!shape_.empty()) shape_.back() = last;
     }
-    data_.resize(static_cast<size_t>(shape_size(shape_)));
+    data_.resize(static_cast<size_t>(detail::checked_elements(shape_, "Tensor")));
   }
   /// Reinterpret the same elements under another shape of equal size.
   void reshape(const Shape& shape) {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <string>
 
@@ -60,6 +61,27 @@ inline void atomic_replace(const std::string& path, const std::function<void(con
     std::remove(tmp.c_str());
     throw;
   }
+#if defined(__unix__) || defined(__APPLE__)
+  // the rename itself reaches the disk with its folder (a power cut after this returns keeps the new file)
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? std::string(".") : slash == 0 ? std::string("/") : path.substr(0, slash);
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+#endif
+}
+
+/// atomic_replace for a text file: `text` is written whole, or `path` keeps its old content.
+inline void atomic_write_text(const std::string& path, const std::string& text) {
+  atomic_replace(path, [&](const std::string& tmp) {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw io_error(cat(path, ": cannot write the file (cannot create ", tmp, ")"));
+    f.write(text.data(), static_cast<std::streamsize>(text.size()));
+    f.flush();
+    if (!f) throw io_error(cat(path, ": cannot write the file (disk full?)"));
+  });
 }
 
 /// atomic_replace for an HDF5 file that `fn` fills.

@@ -6,6 +6,10 @@
 
 #include <H5Cpp.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +20,8 @@
 
 #include "graft/core/errors.hpp"
 #include "graft/core/tensor.hpp"
+#include "graft/io/hdf5_deflate.hpp"
+#include "graft/io/hdf5_validate.hpp"
 
 namespace graft {
 namespace h5 {
@@ -27,35 +33,64 @@ constexpr std::size_t kMaxDatasetElements = std::size_t(1) << 31;
 
 enum class FileKind { hdf5, zip, git_lfs_pointer, missing, empty, other };
 
+/// A file opened read-only after checking that it is a regular file: a named pipe, a device or a
+/// directory is refused (io_error) without blocking, as the open is non-blocking and the check
+/// is made on the opened descriptor. -1 when the file cannot be opened.
+inline int open_regular(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw io_error(detail::cat(path, ": not a regular file (a directory, named pipe, socket or device); graft reads models and "
+                                     "weights from regular files only"));
+  }
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}
+
 /// Sniff a file's kind by its first bytes (HDF5 superblock may follow a user block of 512 * 2^k).
+/// Throws io_error for anything but a regular file.
 inline FileKind sniff(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return FileKind::missing;
+  int fd = open_regular(path);
+  if (fd < 0) return FileKind::missing;
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  auto read_at = [&](std::uint64_t off, char* out, std::size_t n) -> std::size_t {
+    std::size_t got = 0;
+    while (got < n) {
+      ssize_t r = ::pread(fd, out + got, n - got, static_cast<off_t>(off + got));
+      if (r <= 0) break;
+      got += static_cast<std::size_t>(r);
+    }
+    return got;
+  };
   char head[64] = {0};
-  f.read(head, sizeof head);
-  std::streamsize got = f.gcount();
+  std::size_t got = read_at(0, head, sizeof head);
   if (got == 0) return FileKind::empty;
   static const char sig[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
   if (got >= 8 && std::memcmp(head, sig, 8) == 0) return FileKind::hdf5;
   if (got >= 4 && std::memcmp(head, "PK\x03\x04", 4) == 0) return FileKind::zip;
   const char* lfs = "version https://git-lfs.github.com/spec/";
-  if (static_cast<std::size_t>(got) >= std::strlen(lfs) && std::memcmp(head, lfs, std::strlen(lfs)) == 0)
+  if (got >= std::strlen(lfs) && std::memcmp(head, lfs, std::strlen(lfs)) == 0)
     return FileKind::git_lfs_pointer;
   for (std::uint64_t off = 512; off <= (std::uint64_t(1) << 30); off *= 2) {
-    f.clear();
-    f.seekg(static_cast<std::streamoff>(off));
     char b[8];
-    f.read(b, 8);
-    if (f.gcount() < 8) break;
+    if (read_at(off, b, 8) < 8) break;
     if (std::memcmp(b, sig, 8) == 0) return FileKind::hdf5;
   }
   return FileKind::other;
 }
 
 /// Silence HDF5's own error printing once (errors become graft exceptions instead).
+/// Also installs graft's bounded deflate filter (hdf5_deflate.hpp) in place of libhdf5's.
 inline void quiet() {
   static bool done = [] {
     H5::Exception::dontPrint();
+    deflate::use_bounded_deflate();
     return true;
   }();
   (void)done;
@@ -82,12 +117,24 @@ File open_image(const std::string& name, const std::vector<char>& bytes);
 /// An open HDF5 file with its path, for messages.
 class File {
  public:
-  /// Open read-only; `path` must be HDF5 (sniffed first).
+  /// Open read-only; `path` must be HDF5 (sniffed first). Its superblock and root group are
+  /// validated (hdf5_validate.hpp) before libhdf5 reads them, and every object later reached
+  /// through Group before libhdf5 decodes it.
   static File open(const std::string& path) {
     quiet();
     require_hdf5(path);
     File f;
     f.path_ = path;
+    int fd = open_regular(path);
+    if (fd < 0) throw io_error(detail::cat(path, ": cannot open the file (missing or unreadable)"));
+    f.fd_ = std::shared_ptr<int>(new int(fd), [](int* p) {
+      ::close(*p);
+      delete p;
+    });
+    struct stat st;
+    if (::fstat(fd, &st) != 0) throw io_error(detail::cat(path, ": cannot read the file"));
+    f.checker_ = std::make_shared<check::Validator>(check::RawFile::from_fd(path, fd, static_cast<std::uint64_t>(st.st_size)));
+    f.checker_->check_file();
     try {
       f.file_ = std::make_shared<H5::H5File>(path, H5F_ACC_RDONLY);
     } catch (const H5::Exception& e) {
@@ -100,6 +147,7 @@ class File {
     quiet();
     File f;
     f.path_ = path;
+    f.writable_ = true;
     try {
       f.file_ = std::make_shared<H5::H5File>(path, H5F_ACC_TRUNC);
     } catch (const H5::Exception& e) {
@@ -113,12 +161,39 @@ class File {
   void close() {
     if (file_) file_->close();
   }
+  /// Size of the file in bytes (of the image, for an in-memory file).
+  std::int64_t size_bytes() const {
+    hsize_t n = 0;
+    if (H5Fget_filesize(id(), &n) < 0) throw io_error(detail::cat(path_, ": cannot read the file size"));
+    return static_cast<std::int64_t>(n);
+  }
+  /// The validator of a file opened for reading (nullptr for a file being written). Files opened
+  /// from memory (open_image) get theirs here, read through libhdf5's own image.
+  check::Validator* checker() {
+    if (writable_ || !file_) return nullptr;
+    if (!checker_) {
+      auto raw = check::RawFile::from_hdf5(path_, id());
+      if (!raw) throw unsupported_error(detail::cat(path_, ": opened through a file driver graft cannot validate"));
+      checker_ = std::make_shared<check::Validator>(raw);
+      checker_->check_file();
+    }
+    return checker_.get();
+  }
 
  private:
   friend File open_image(const std::string& name, const std::vector<char>& bytes);
   std::string path_;
   std::shared_ptr<H5::H5File> file_;
+  std::shared_ptr<int> fd_;  ///< graft's own descriptor, for validation reads
+  std::shared_ptr<check::Validator> checker_;
+  bool writable_ = false;
 };
+
+/// Validate an in-memory HDF5 image (a .keras member) before it is opened: superblock and root.
+inline void check_image(const std::string& name, const std::vector<char>& bytes) {
+  check::Validator v(check::RawFile::from_memory(name, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
+  v.check_file();
+}
 
 /// A group (or the root) of a file, with its path, for messages.
 class Group {
@@ -126,6 +201,7 @@ class Group {
   Group() = default;
   Group(File& f, H5::Group g, std::string path) : file_(&f), g_(std::move(g)), path_(std::move(path)) {}
   static Group root(File& f) {
+    f.checker();  // superblock and root group validated (done at open for files on disk)
     try {
       return Group(f, f.h5().openGroup("/"), "/");
     } catch (const H5::Exception& e) {
@@ -170,6 +246,17 @@ class Group {
         throw format_error(detail::cat(where(cur), ": unreadable link"));
       if (li.type != H5L_TYPE_HARD)
         throw format_error(detail::cat(where(cur), ": soft or external links are not allowed in a model file"));
+      // the object's header (and a group's B-tree and heap) before libhdf5 decodes them
+      if (check::Validator* v = file_->checker()) {
+#if H5_VERSION_GE(1, 12, 0)
+        haddr_t addr = HADDR_UNDEF;
+        if (H5VLnative_token_to_addr(file_->id(), li.u.token, &addr) < 0)
+          throw format_error(detail::cat(where(cur), ": unreadable link"));
+#else
+        haddr_t addr = li.u.address;
+#endif
+        v->check_object(addr, join(path_, cur));
+      }
       if (slash == std::string::npos) break;
       start = slash + 1;
     }
@@ -378,7 +465,13 @@ inline Shape dataset_shape(Group& g, const std::string& rel) {
     std::vector<hsize_t> dims(static_cast<size_t>(rank));
     if (rank) sp.getSimpleExtentDims(dims.data());
     Shape s;
-    for (hsize_t v : dims) s.push_back(static_cast<Index>(v));
+    std::int64_t n = 1;
+    for (hsize_t v : dims) {
+      // (a product beyond 64 bits would wrap in every size computed from this shape)
+      if (v > static_cast<hsize_t>(INT64_MAX) || !detail::checked_mul(n, static_cast<std::int64_t>(v), &n))
+        throw format_error(detail::cat(g.where(rel), ": dataset dimensions beyond 64-bit sizes"));
+      s.push_back(static_cast<Index>(v));
+    }
     return s;
   } catch (const H5::Exception& e) {
     throw format_error(detail::cat(g.where(rel), ": cannot read dataset: ", e.getDetailMsg()));
@@ -418,6 +511,15 @@ Tensor<T> read_dataset(Group& g, const std::string& rel, const Shape* expected =
                                        " bytes (refusing a decompression bomb)"));
     }
     Tensor<T> t(s);
+    // a compressed chunk inflates to at most one chunk (hdf5_deflate.hpp)
+    std::size_t chunk_bytes = 0;
+    if (H5Pget_layout(pl.getId()) == H5D_CHUNKED) {
+      hsize_t cd[32];
+      int cr = H5Pget_chunk(pl.getId(), 32, cd);
+      chunk_bytes = cr > 0 ? d.getDataType().getSize() : 0;
+      for (int i = 0; i < cr; ++i) chunk_bytes *= static_cast<std::size_t>(cd[i]);  // <= 1 GiB (validated)
+    }
+    deflate::InflateLimit inflate_limit(chunk_bytes);
     if (n) d.read(t.data(), std::is_same<T, double>::value ? H5::PredType::NATIVE_DOUBLE : H5::PredType::NATIVE_FLOAT);
     return t;
   } catch (const H5::Exception& e) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "graft/core/limits.hpp"
 #include "graft/layers/operation.hpp"
 #include "graft/layers/registry.hpp"
 #include "graft/model/model.hpp"
@@ -41,6 +42,60 @@ inline std::string canonical_class_name(const std::string& c) {
   };
   auto it = aliases.find(c);
   return it == aliases.end() ? c : it->second;
+}
+
+/// Nesting depth of JSON text (arrays and objects), scanned without parsing: nlohmann's parser
+/// does not recurse, but copying, comparing and dumping a document do, so a 100 000-deep config
+/// would overflow the stack long after parsing succeeded. Throws format_error naming `where` and
+/// limits().max_config_depth as soon as the depth passes it.
+template <class It>
+void check_json_text_depth(It begin, It end, const std::string& where) {
+  const int max = limits().max_config_depth;
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (It it = begin; it != end; ++it) {
+    const char c = *it;
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max)
+        throw format_error(cat(where, ": the JSON nests more than ", max, " levels deep, ", limit_hint("max_config_depth", max)));
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+}
+
+/// Nesting depth of a parsed document, without recursion (a document built in code can be
+/// arbitrarily deep too).
+inline void check_json_depth(const json& root, const std::string& where) {
+  const int max = limits().max_config_depth;
+  std::vector<std::pair<const json*, int>> stack{{&root, 1}};
+  while (!stack.empty()) {
+    auto [v, d] = stack.back();
+    stack.pop_back();
+    if (!v->is_structured()) continue;
+    if (d > max) throw format_error(cat(where, ": the JSON nests more than ", max, " levels deep, ", limit_hint("max_config_depth", max)));
+    for (const auto& e : *v) stack.push_back({&e, d + 1});
+  }
+}
+
+/// json::parse with the depth checked first; format_error naming `where` when it does not parse.
+template <class It>
+json parse_json_text(It begin, It end, const std::string& where) {
+  check_json_text_depth(begin, end, where);
+  try {
+    return json::parse(begin, end);
+  } catch (const json::exception& e) {
+    throw format_error(cat(where, " is not valid JSON: ", e.what()));
+  }
+}
+inline json parse_json_text(const std::string& text, const std::string& where) {
+  return parse_json_text(text.begin(), text.end(), where);
 }
 
 /// A resolved reference [layer_name, node_index, tensor_index] in a Functional config.
@@ -163,6 +218,33 @@ std::shared_ptr<Model<T>> functional_from_config(const json& cfg, const std::str
 
 inline std::string ctx_prefix(const std::string& ctx) { return ctx.empty() ? std::string() : ctx + ": "; }
 
+/// Counts models nested in models while a config is read (the recursion of layer_from_entry):
+/// deeper than limits().max_config_depth is a format_error, not a stack overflow.
+class NestedModelDepth {
+ public:
+  NestedModelDepth(const std::string& ctx, const std::string& name) {
+    thread_local int depth_storage = 0;
+    depth_ = &depth_storage;
+    if (++*depth_ > limits().max_config_depth) {
+      --*depth_;
+      throw format_error(cat(ctx_prefix(ctx), "model '", name, "': models are nested more than ", limits().max_config_depth,
+                             " deep, ", limit_hint("max_config_depth", limits().max_config_depth)));
+    }
+  }
+  ~NestedModelDepth() { --*depth_; }
+  NestedModelDepth(const NestedModelDepth&) = delete;
+  NestedModelDepth& operator=(const NestedModelDepth&) = delete;
+
+ private:
+  int* depth_;
+};
+
+/// Refuse a model config listing more than limits().max_layers layers.
+inline void check_layer_count(const json& layers, const std::string& where) {
+  if (layers.is_array() && static_cast<std::int64_t>(layers.size()) > limits().max_layers)
+    throw format_error(cat(where, ": ", layers.size(), " layers, ", limit_hint("max_layers", limits().max_layers)));
+}
+
 /// An operation node of a functional config: Keras 3 writes it with module keras.src.ops.* in a
 /// .keras archive, and in a legacy .h5 as a bare {"class_name": "Add", "config": {"name": ...}}
 /// (a layer's config always has more than a name); TF-Keras 2 as a TFOpLambda layer. nullptr for
@@ -205,8 +287,11 @@ std::shared_ptr<Layer<T>> layer_from_entry(const json& e, const std::string& ctx
   if (cls == "Lambda")
     throw unsupported_error(cat(ctx_prefix(ctx), "layer '", lname,
                                 "' (Lambda): it holds Python code, and Python code in a model file is never executed"));
-  if (cls == "Sequential") return sequential_from_config<T>(cfg, lname, ctx);
-  if (cls == "Functional") return functional_from_config<T>(cfg, ctx);
+  if (cls == "Sequential" || cls == "Functional") {
+    NestedModelDepth depth(ctx, lname);
+    if (cls == "Sequential") return sequential_from_config<T>(cfg, lname, ctx);
+    return functional_from_config<T>(cfg, ctx);
+  }
   if (auto op = operation_from_entry<T>(e, cls, cfg, lname, ctx)) return op;
   auto& reg = LayerRegistry<T>::instance();
   json c = cfg;
@@ -220,6 +305,8 @@ std::shared_ptr<Layer<T>> layer_from_entry(const json& e, const std::string& ctx
   } catch (const error& err) {
     if (ctx.empty()) throw;
     rethrow_with_prefix(err, ctx);
+  } catch (const json::exception& err) {  // a value of the wrong JSON type deep in a layer config
+    throw format_error(cat(ctx_prefix(ctx), "layer '", lname, "' (", cls, "): unreadable config: ", err.what()));
   }
 }
 
@@ -242,7 +329,10 @@ std::shared_ptr<Model<T>> sequential_from_config(const json& cfg, const std::str
   } else {
     throw format_error(cat(ctx_prefix(ctx), "Sequential '", name, "': config has no 'layers' list"));
   }
-  auto model = std::make_shared<Sequential<T>>(name);
+  check_layer_count(*layers, cat(ctx_prefix(ctx), "Sequential '", name, "'"));
+  // the layers are collected, then connected once: Sequential::add reconnects every layer
+  // before it at each call, which made loading a long model quadratic
+  std::vector<std::shared_ptr<Layer<T>>> stack;
   bool first = true;
   for (const auto& e : *layers) {
     if (first && e.is_object() && e.value("class_name", "") != "InputLayer" && e.contains("config") && e["config"].is_object()) {
@@ -262,13 +352,18 @@ std::shared_ptr<Model<T>> sequential_from_config(const json& cfg, const std::str
       } else if (c.contains("input_dim") && c["input_dim"].is_number_integer()) {
         bs = {-1, c["input_dim"].get<Index>()};
       }
-      if (!bs.empty()) model->add(InputLayer<T>::with_batch_shape(bs, name.empty() ? "input" : name + "_input"));
+      if (!bs.empty()) stack.push_back(InputLayer<T>::with_batch_shape(bs, name.empty() ? "input" : name + "_input"));
     }
     first = false;
-    model->add(layer_from_entry<T>(e, ctx));
+    stack.push_back(layer_from_entry<T>(e, ctx));
   }
-  if (!model->has_input_shape() && build_shape.size() > 1) {
-    model->build_input(Shape(build_shape.begin() + 1, build_shape.end()));
+  std::shared_ptr<Sequential<T>> model;
+  try {  // connecting builds the layers: their errors name the file too
+    model = std::make_shared<Sequential<T>>(stack, name);
+    if (!model->has_input_shape() && build_shape.size() > 1) model->build_input(Shape(build_shape.begin() + 1, build_shape.end()));
+  } catch (const error& err) {
+    if (ctx.empty()) throw;
+    rethrow_with_prefix(err, ctx);
   }
   if (!trainable) model->set_trainable(false);
   return model;
@@ -280,6 +375,7 @@ std::shared_ptr<Model<T>> functional_from_config(const json& cfg, const std::str
     throw format_error(cat(ctx_prefix(ctx), "Functional model config has no 'layers' list"));
   std::string name = cfg.contains("name") && cfg["name"].is_string() ? cfg["name"].get<std::string>() : "";
   const std::string where = cat(ctx_prefix(ctx), "model '", name, "'");
+  check_layer_count(cfg["layers"], where);
   struct Entry {
     std::string name;
     std::shared_ptr<Layer<T>> layer;
@@ -344,37 +440,51 @@ std::shared_ptr<Model<T>> functional_from_config(const json& cfg, const std::str
     *out = &outs[static_cast<size_t>(r.tensor)];
     return true;
   };
-  // Process nodes until none is left, deferring those whose inputs do not exist yet (Keras order).
-  for (bool progress = true; progress;) {
-    progress = false;
-    for (auto& en : entries) {
-      while (!en.pending.empty()) {
-        node_refs(en.pending.front(), refs, list_call, legacy, cat(where, ", layer '", en.name, "'"),
-                  en.layer->is_operation() ? &op_args : nullptr);
-        std::vector<KerasTensor<T>> args;
-        bool ready = true;
-        for (auto& r : refs) {
-          const KerasTensor<T>* t = nullptr;
-          if (!lookup(r, false, &t)) {
-            ready = false;
-            break;
-          }
-          args.push_back(*t);
+  // Process nodes until none is left, deferring those whose inputs do not exist yet (Keras order:
+  // in layer order, each layer's nodes in their order). A deferred layer waits on the layer it
+  // needs and is resumed when that one makes progress, so a config listed in reverse order costs
+  // linear, not quadratic, time.
+  std::deque<size_t> queue;
+  for (size_t i = 0; i < entries.size(); ++i) queue.push_back(i);
+  std::vector<std::vector<size_t>> waiters(entries.size());
+  while (!queue.empty()) {
+    const size_t i = queue.front();
+    queue.pop_front();
+    Entry& en = entries[i];
+    bool progress = false;
+    while (!en.pending.empty()) {
+      node_refs(en.pending.front(), refs, list_call, legacy, cat(where, ", layer '", en.name, "'"),
+                en.layer->is_operation() ? &op_args : nullptr);
+      std::vector<KerasTensor<T>> args;
+      size_t blocked_on = entries.size();
+      for (auto& r : refs) {
+        const KerasTensor<T>* t = nullptr;
+        if (!lookup(r, false, &t)) {
+          blocked_on = by_name.at(r.layer);
+          break;
         }
-        if (!ready) break;
-        if (args.empty()) {
-          en.pending.pop_front();
-          continue;
-        }
-        try {
-          if (auto* opl = dynamic_cast<Operation<T>*>(en.layer.get())) opl->set_arguments(op_args);
-          en.outputs.push_back(en.layer->call(args, list_call));
-        } catch (const error& err) {
-          rethrow_with_prefix(err, where);
-        }
-        en.pending.pop_front();
-        progress = true;
+        args.push_back(*t);
       }
+      if (blocked_on < entries.size()) {
+        waiters[blocked_on].push_back(i);
+        break;
+      }
+      if (args.empty()) {
+        en.pending.pop_front();
+        continue;
+      }
+      try {
+        if (auto* opl = dynamic_cast<Operation<T>*>(en.layer.get())) opl->set_arguments(op_args);
+        en.outputs.push_back(en.layer->call(args, list_call));
+      } catch (const error& err) {
+        rethrow_with_prefix(err, where);
+      }
+      en.pending.pop_front();
+      progress = true;
+    }
+    if (progress) {
+      for (size_t w : waiters[i]) queue.push_back(w);
+      waiters[i].clear();
     }
   }
   for (auto& en : entries)
@@ -423,8 +533,18 @@ std::shared_ptr<Model<T>> model_from_config(const json& j, const std::string& co
     throw format_error(detail::cat(detail::ctx_prefix(context), "model config has no class_name"));
   std::string cls = detail::canonical_class_name(j["class_name"].get<std::string>());
   if (!j.contains("config")) throw format_error(detail::cat(detail::ctx_prefix(context), "model config has no 'config'"));
-  if (cls == "Sequential") return detail::sequential_from_config<T>(j["config"], "?", context);
-  if (cls == "Functional") return detail::functional_from_config<T>(j["config"], context);
+  // a document built in code may be deeper than any parsed text is allowed to be
+  detail::check_json_depth(j, context.empty() ? std::string("model config") : context);
+  // weights created while building count towards limits().max_model_parameters (and, inside
+  // load_model's scope, the size of the file)
+  BuildBudgetScope budget;
+  try {
+    detail::NestedModelDepth depth(context, "?");
+    if (cls == "Sequential") return detail::sequential_from_config<T>(j["config"], "?", context);
+    if (cls == "Functional") return detail::functional_from_config<T>(j["config"], context);
+  } catch (const json::exception& e) {  // a value of the wrong JSON type in the model's own config
+    throw format_error(detail::cat(detail::ctx_prefix(context), "unreadable model config: ", e.what()));
+  }
   throw unsupported_error(detail::cat(detail::ctx_prefix(context), "model class '", cls,
                                       "' is not supported (subclassed models have no config to rebuild from)"));
 }
@@ -432,6 +552,7 @@ std::shared_ptr<Model<T>> model_from_config(const json& j, const std::string& co
 /// keras.models.model_from_json
 template <class T = float>
 std::shared_ptr<Model<T>> model_from_json(const std::string& text, const std::string& context = {}) {
+  detail::check_json_text_depth(text.begin(), text.end(), detail::ctx_prefix(context) + "model JSON");
   json j;
   try {
     j = json::parse(text);

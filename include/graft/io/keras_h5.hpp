@@ -79,6 +79,7 @@ inline std::string strip_colon_suffix(const std::string& s) {
 /// Parse a JSON attribute, naming file and attribute on failure.
 inline json parse_json_attr(h5::Group& g, const std::string& name) {
   std::string text = g.string_attr(name);
+  check_json_text_depth(text.begin(), text.end(), detail::cat(g.where(), ": attribute '", name, "'"));
   try {
     return json::parse(text);
   } catch (const json::exception& e) {
@@ -437,6 +438,20 @@ void restore_optimizer(Model<T>& model, std::vector<OptArray> saved, const std::
 /// Compile from a Keras training_config (legacy .h5: optimizer_config) or compile_config
 /// (.keras: optimizer) JSON object.
 template <class T>
+void compile_from_json(Model<T>& model, const json& tc, const std::string& where);
+
+/// compile_from_json, with a value of the wrong JSON type anywhere in the config reported as a
+/// format_error naming `where` (not a nlohmann exception).
+template <class T>
+void compile_from_json_checked(Model<T>& model, const json& tc, const std::string& where) {
+  try {
+    compile_from_json(model, tc, where);
+  } catch (const json::exception& e) {
+    throw format_error(detail::cat(where, ": unreadable training configuration: ", e.what()));
+  }
+}
+
+template <class T>
 void compile_from_json(Model<T>& model, const json& tc, const std::string& where) {
   if (!tc.is_object()) throw format_error(where + ": not a JSON object");
   const char* ok = tc.contains("optimizer_config") ? "optimizer_config" : "optimizer";
@@ -460,7 +475,7 @@ void compile_from_json(Model<T>& model, const json& tc, const std::string& where
 template <class T>
 void compile_from_training_config(Model<T>& model, h5::Group& root, const LoadOptions& o) {
   json tc = parse_json_attr(root, "training_config");
-  compile_from_json(model, tc, root.where() + " training_config");
+  compile_from_json_checked(model, tc, root.where() + " training_config");
   if (!root.has_child("optimizer_weights")) return;
   h5::Group og = root.group("optimizer_weights");
   std::vector<OptArray> saved;
@@ -544,7 +559,9 @@ inline h5::File archive_weights(const zip::Archive& z) {
                                                     "only model.weights.h5 is supported"));
     throw format_error(detail::cat(z.path(), ": the .keras archive has no model.weights.h5"));
   }
-  return h5::open_image(z.path() + ":model.weights.h5", z.read("model.weights.h5"));
+  std::vector<char> bytes = z.read("model.weights.h5");
+  h5::check_image(z.path() + ":model.weights.h5", bytes);  // before libhdf5 reads the superblock and root group
+  return h5::open_image(z.path() + ":model.weights.h5", bytes);
 }
 
 /// keras.models.load_model for a Keras 3 .keras archive.
@@ -553,21 +570,26 @@ std::shared_ptr<Model<T>> load_keras_archive(const std::string& path, const Load
   zip::Archive z(path);
   if (!z.has("config.json")) throw format_error(detail::cat(path, ": a zip archive, but not a .keras model (no config.json)"));
   std::vector<char> text = z.read("config.json");
-  json cfg;
-  try {
-    cfg = json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {
-    throw format_error(detail::cat(path, ": config.json is not valid JSON: ", e.what()));
+  json cfg = parse_json_text(text.begin(), text.end(), path + ": config.json");
+  // the weights member is read first: the model built from the config cannot declare more
+  // weights than it holds (checked before each weight is allocated)
+  h5::File wf = archive_weights(z);
+  std::shared_ptr<Model<T>> model;
+  {
+    BuildBudgetScope budget(wf.size_bytes(), path + ":model.weights.h5");
+    model = model_from_config<T>(cfg, path);
   }
-  auto model = model_from_config<T>(cfg, path);
   std::string version = "3";
   if (z.has("metadata.json")) {
     auto m = z.read("metadata.json");
-    json meta = json::parse(m.begin(), m.end(), nullptr, false);
+    json meta;
+    try {
+      meta = parse_json_text(m.begin(), m.end(), path + ": metadata.json");
+    } catch (const format_error&) {  // metadata is informative only
+    }
     if (meta.is_object() && meta.contains("keras_version") && meta["keras_version"].is_string()) version = meta["keras_version"];
   }
   model->set_source_keras_version(version);
-  h5::File wf = archive_weights(z);
   h5::Group root = h5::Group::root(wf);
   auto warn = o.warn ? o.warn : default_warn;
   load_keras3_weights(*model, root, warn);
@@ -575,7 +597,7 @@ std::shared_ptr<Model<T>> load_keras_archive(const std::string& path, const Load
   if (o.compile && !cc.empty() && !(cc.contains("optimizer") && !cc["optimizer"].is_null()))
     warn(detail::cat(path, ": compile_config names no optimizer, so the model is loaded uncompiled"));
   if (o.compile && cc.contains("optimizer") && !cc["optimizer"].is_null()) {
-    compile_from_json(*model, cc, path + " compile_config");
+    compile_from_json_checked(*model, cc, path + " compile_config");
     if (root.has_child("optimizer")) {
       h5::Group og = root.group("optimizer");
       if (og.has_child("vars")) {
@@ -604,18 +626,14 @@ inline KerasFileInfo inspect_keras_file(const std::string& path) {
     if (z.has("metadata.json")) {
       auto m = z.read("metadata.json");
       try {
-        json j = json::parse(m.begin(), m.end());
-        if (j.contains("keras_version") && j["keras_version"].is_string()) info.keras_version = j["keras_version"];
-      } catch (const json::exception&) {
+        json j = detail::parse_json_text(m.begin(), m.end(), path + ": metadata.json");
+        if (j.is_object() && j.contains("keras_version") && j["keras_version"].is_string()) info.keras_version = j["keras_version"];
+      } catch (const format_error&) {
       }
     }
     auto c = z.read("config.json");
-    try {
-      json j = json::parse(c.begin(), c.end());
-      info.has_training_config = j.contains("compile_config") && j["compile_config"].is_object();
-    } catch (const json::exception& e) {
-      throw format_error(detail::cat(path, ": config.json is not valid JSON: ", e.what()));
-    }
+    json j = detail::parse_json_text(c.begin(), c.end(), path + ": config.json");
+    info.has_training_config = j.is_object() && j.contains("compile_config") && j["compile_config"].is_object();
     return info;
   }
   h5::File f = h5::File::open(path);
@@ -661,7 +679,12 @@ std::shared_ptr<Model<T>> load_model(const std::string& path, const LoadOptions&
     throw format_error(detail::cat(path, ": no model_config attribute: not a Keras model file"));
   }
   json cfg = detail::parse_json_attr(root, "model_config");
-  auto model = model_from_config<T>(cfg, path);
+  std::shared_ptr<Model<T>> model;
+  {
+    // the config cannot declare more weights than the file holds (checked before each allocation)
+    BuildBudgetScope budget(f.size_bytes(), path);
+    model = model_from_config<T>(cfg, path);
+  }
   if (!root.has_child("model_weights")) throw format_error(detail::cat(path, ": no model_weights group"));
   h5::Group mw = root.group("model_weights");
   auto warn = o.warn ? o.warn : detail::default_warn;

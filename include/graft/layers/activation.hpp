@@ -231,7 +231,7 @@ class PReLU : public UnaryLayer<T> {
       T* yb = y.data() + b * per;
       for (Index i = 0; i < per; ++i) {
         T v = xb[i];
-        yb[i] = v > T(0) ? v : a[alpha_index(i)] * v;
+        yb[i] = v > T(0) ? v : a[alpha_index(i, x.shape())] * v;
       }
     }
   }
@@ -249,7 +249,7 @@ class PReLU : public UnaryLayer<T> {
       const T* gb = dy.data() + b * per;
       for (Index i = 0; i < per; ++i) {
         T v = xb[i];
-        Index ai = alpha_index(i);
+        Index ai = alpha_index(i, x.shape());
         if (dx) (*dx)[b * per + i] = v > T(0) ? gb[i] : a[ai] * gb[i];
         if (ga && !(v > T(0))) ga[ai] += gb[i] * v;
       }
@@ -292,26 +292,26 @@ class PReLU : public UnaryLayer<T> {
     for (Index d : a)
       if (d < 0) throw shape_error(detail::cat(this->where(), ": needs known dimensions (or shared_axes), got ", shape_str(in[0])));
     alpha_ = &this->add_weight("alpha", a, alpha_initializer, true, alpha_regularizer, alpha_constraint);
-    // strides for mapping a per-sample flat index to the alpha index
-    in_dims_.assign(in[0].begin() + 1, in[0].end());
     a_dims_ = a;
   }
 
  private:
-  void check_runtime(const Tensor<T>& x) {
+  // const: inference runs on one layer from several threads at once (nothing here is written)
+  void check_runtime(const Tensor<T>& x) const {
     if (x.rank() != static_cast<Index>(a_dims_.size()) + 1) throw shape_error(detail::cat(this->where(), ": bad input ", shape_str(x.shape())));
     for (size_t i = 0; i < a_dims_.size(); ++i) {
       Index d = x.shape()[i + 1];
       if (a_dims_[i] != 1 && d != a_dims_[i])
         throw shape_error(detail::cat(this->where(), ": alpha has shape ", shape_str(a_dims_), ", input is ", shape_str(x.shape())));
-      in_dims_[i] = d;
     }
   }
-  Index alpha_index(Index flat) const {
+  /// The alpha index of element `flat` of one sample of an input of shape `xs` (checked by check_runtime).
+  Index alpha_index(Index flat, const Shape& xs) const {
     Index ai = 0, mul = 1;
-    for (size_t k = in_dims_.size(); k-- > 0;) {
-      Index c = flat % in_dims_[k];
-      flat /= in_dims_[k];
+    for (size_t k = a_dims_.size(); k-- > 0;) {
+      const Index dim = xs[k + 1];
+      Index c = flat % dim;
+      flat /= dim;
       if (a_dims_[k] != 1) ai += c * mul;
       mul *= a_dims_[k];
     }
@@ -319,7 +319,7 @@ class PReLU : public UnaryLayer<T> {
   }
   std::vector<int> shared_;
   Param<T>* alpha_ = nullptr;
-  Shape in_dims_, a_dims_;
+  Shape a_dims_;
 };
 
 /// keras.layers.Softmax(axis=-1), any single axis.

@@ -223,13 +223,13 @@ class ConvBase : public UnaryLayer<T> {
     const size_t r = static_cast<size_t>(rank);
     std::string fk = c.pick({"filters", "nb_filter"});
     if (fk.empty()) throw format_error(cat(c.where(), ": config has no 'filters'"));
-    const Index filters = static_cast<Index>(c.req_int(fk));
+    const Index filters = c.req_size(fk);
     std::vector<Index> ks;
     if (c.has("kernel_size")) ks = read_sizes(c, "kernel_size", r, {});
     else if (rank == 2 && c.has("nb_row") && c.has("nb_col"))
-      ks = {static_cast<Index>(c.req_int("nb_row")), static_cast<Index>(c.req_int("nb_col"))};
+      ks = {c.req_size("nb_row"), c.req_size("nb_col")};
     else if (rank == 1 && c.has("filter_length"))
-      ks = {static_cast<Index>(c.req_int("filter_length"))};
+      ks = {c.req_size("filter_length")};
     else
       throw format_error(cat(c.where(), ": config has no 'kernel_size'"));
     std::vector<Index> st(r, 1), dil(r, 1);

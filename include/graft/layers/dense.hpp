@@ -129,7 +129,7 @@ class Dense : public UnaryLayer<T> {
     std::string uk = c.pick({"units", "output_dim"});
     if (uk.empty()) throw format_error(detail::cat(c.where(), ": config has no 'units'"));
     bool use_bias = c.get_bool(c.has("use_bias") ? "use_bias" : "bias", true);
-    auto l = std::make_shared<Dense>(static_cast<Index>(c.req_int(uk)), "linear", use_bias);
+    auto l = std::make_shared<Dense>(c.req_size(uk), "linear", use_bias);
     apply_base_config(*l, c);
     if (c.has("activation")) l->act_ = ActivationFn::from_json(c.raw()["activation"], c.where());
     std::string ki = c.pick({"kernel_initializer", "init"});

@@ -134,7 +134,7 @@ class DepthwiseConv2D : public UnaryLayer<T> {
     std::string pad = pk.empty() ? "valid" : c.get_string(pk, "valid");
     if (c.get_int("groups", 1) != 1)
       throw unsupported_error(detail::cat(c.where(), ": groups=", c.get_int("groups", 1), " is not supported"));
-    Index dm = static_cast<Index>(c.get_int("depth_multiplier", 1));
+    Index dm = c.get_size("depth_multiplier", 1);
     bool use_bias = c.get_bool(c.has("use_bias") ? "use_bias" : "bias", true);
     std::shared_ptr<DepthwiseConv2D> l;
     try {

@@ -97,7 +97,7 @@ class Embedding : public UnaryLayer<T> {
       throw unsupported_error(detail::cat(c.where(), ": Keras 1 Embedding dropout is not supported"));
     std::shared_ptr<Embedding> l;
     try {
-      l = std::make_shared<Embedding>(static_cast<Index>(c.req_int("input_dim")), static_cast<Index>(c.req_int("output_dim")));
+      l = std::make_shared<Embedding>(c.req_size("input_dim"), c.req_size("output_dim"));
     } catch (const error& e) {
       rethrow_with_prefix(e, c.where());
     }

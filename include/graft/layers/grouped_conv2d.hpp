@@ -5,6 +5,9 @@
 // one plain convolution per group. Bias and activation are applied on the assembled output.
 #pragma once
 
+#include <cstring>
+#include <mutex>
+
 #include "graft/layers/conv2d.hpp"
 #include "graft/layers/depthwise_conv2d.hpp"
 
@@ -167,18 +170,25 @@ class GroupedConv2D : public UnaryLayer<T> {
 
  private:
   Param<T>& worker_kernel(size_t i) { return *workers_[i]->weights().at(0); }
-  /// Copy the layer's kernel into the workers' (groups == channels: the same layout).
+  /// Copy the layer's kernel into the workers' (groups == channels: the same layout) where they
+  /// differ. Under a lock, and writing nothing once they agree: inference may run on one layer
+  /// from several threads at once (tests/test_concurrent_predict.cpp).
   void sync_kernels() {
+    std::lock_guard<std::mutex> lock(sync_mutex_);
+    auto set = [](T& dst, const T& src) {
+      if (std::memcmp(&dst, &src, sizeof(T)) != 0) dst = src;  // bitwise: NaN weights are equal too
+    };
     const Index F = proto_->filters();
     if (depthwise_) {
-      worker_kernel(0).value.array() = kernel_p_->value.array();
+      Tensor<T>& wk = worker_kernel(0).value;
+      for (Index i = 0; i < wk.size(); ++i) set(wk[i], kernel_p_->value[i]);
       return;
     }
     const Index Fg = F / groups_, rows = kernel_p_->value.size() / F;
     for (Index g = 0; g < groups_; ++g) {
       Tensor<T>& wk = worker_kernel(static_cast<size_t>(g)).value;
       for (Index r = 0; r < rows; ++r)
-        for (Index f = 0; f < Fg; ++f) wk[r * Fg + f] = kernel_p_->value[r * F + g * Fg + f];
+        for (Index f = 0; f < Fg; ++f) set(wk[r * Fg + f], kernel_p_->value[r * F + g * Fg + f]);
     }
   }
   void add_kernel_grad(const Tensor<T>& wg, Index g) {
@@ -216,6 +226,7 @@ class GroupedConv2D : public UnaryLayer<T> {
   Param<T>* kernel_p_ = nullptr;
   Param<T>* bias_p_ = nullptr;
   std::vector<std::shared_ptr<Layer<T>>> workers_;
+  std::mutex sync_mutex_;
 };
 
 /// A Conv2D config: grouped (groups > 1) or plain.

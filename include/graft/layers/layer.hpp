@@ -329,6 +329,7 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
       throw value_error(detail::cat("layer '", name(), "' (", class_name(), ") expects a list of inputs"));
     if (!multi_input() && xs.size() != 1 && !is_model())
       throw value_error(detail::cat("layer '", name(), "' (", class_name(), ") takes one input, got ", xs.size()));
+    for (const auto& s : shapes) detail::check_symbolic_shape(s, detail::cat(where(), ": input"));
     build(shapes);
     inbound_.erase(std::remove_if(inbound_.begin(), inbound_.end(), [](const auto& w) { return w.expired(); }),
                    inbound_.end());
@@ -336,6 +337,7 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
     node->layer = self;
     node->inputs = xs;
     node->output_shapes = compute_output_shapes(shapes);
+    for (const auto& s : node->output_shapes) detail::check_symbolic_shape(s, detail::cat(where(), ": output"));
     node->list_call = list_call;
     inbound_.push_back(node);
     std::vector<KerasTensor<T>> r;
@@ -389,6 +391,11 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
   /// Create a weight, initialised now.
   Param<T>& add_weight(const std::string& name, const Shape& shape, const Initializer& init,
                        bool trainable = true, Regularizer reg = {}, Constraint cons = {}) {
+    // sizes come from configs: checked (overflow, limits, the file's size) before allocating
+    if (std::all_of(shape.begin(), shape.end(), [](Index d) { return d >= 0; })) {  // (symbolic: resize says so)
+      const std::string what = detail::cat(where(), ": weight '", name, "'");
+      detail::count_new_weight(what, detail::checked_elements(shape, what));
+    }
     auto p = std::make_unique<Param<T>>();
     p->name = name;
     p->value.resize(shape);

@@ -64,6 +64,8 @@ class Reshape : public UnaryLayer<T> {
       else if (d < 0) throw value_error("Reshape: dimensions must be positive or -1");
     }
     if (unknown > 1) throw value_error("Reshape: at most one dimension can be -1");
+    // bounded dimensions and product: resolve() multiplies them without overflow
+    detail::check_symbolic_shape(target_, "Reshape: target_shape");
   }
   std::string class_name() const override { return "Reshape"; }
   const Shape& target_shape() const { return target_; }

@@ -53,7 +53,7 @@ class LayerScale : public UnaryLayer<T> {
     Config c(j, config_where(j, "LayerScale"));
     std::shared_ptr<LayerScale> l;
     try {
-      l = std::make_shared<LayerScale>(c.req_double("init_values"), static_cast<Index>(c.req_int("projection_dim")));
+      l = std::make_shared<LayerScale>(c.req_double("init_values"), c.req_size("projection_dim"));
     } catch (const error& e) {
       rethrow_with_prefix(e, c.where());
     }

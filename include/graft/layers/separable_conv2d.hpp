@@ -156,18 +156,18 @@ class SeparableConv2D : public UnaryLayer<T> {
     std::vector<Index> ks;
     if (c.has("kernel_size")) ks = detail::read_sizes(c, "kernel_size", 2, {});
     else if (c.has("nb_row") && c.has("nb_col"))
-      ks = {static_cast<Index>(c.req_int("nb_row")), static_cast<Index>(c.req_int("nb_col"))};
+      ks = {c.req_size("nb_row"), c.req_size("nb_col")};
     else
       throw format_error(detail::cat(c.where(), ": config has no 'kernel_size'"));
     auto st = detail::read_sizes(c, c.has("strides") ? "strides" : "subsample", 2, {1, 1});
     auto dil = detail::read_sizes(c, "dilation_rate", 2, {1, 1});
     std::string pk = c.pick({"padding", "border_mode"});
     std::string pad = pk.empty() ? "valid" : c.get_string(pk, "valid");
-    Index dm = static_cast<Index>(c.get_int("depth_multiplier", 1));
+    Index dm = c.get_size("depth_multiplier", 1);
     bool use_bias = c.get_bool(c.has("use_bias") ? "use_bias" : "bias", true);
     std::shared_ptr<SeparableConv2D> l;
     try {
-      l = std::make_shared<SeparableConv2D>(static_cast<Index>(c.req_int(fk)), Dims(ks), Dims(st), pad, dm, "linear", use_bias,
+      l = std::make_shared<SeparableConv2D>(c.req_size(fk), Dims(ks), Dims(st), pad, dm, "linear", use_bias,
                                             Dims(dil));
     } catch (const error& e) {
       rethrow_with_prefix(e, c.where());

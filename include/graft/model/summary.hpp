@@ -5,6 +5,7 @@
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <unordered_map>
 
 #include "graft/model/model.hpp"
 
@@ -43,10 +44,21 @@ inline std::string pad(const std::string& s, size_t w) {
 template <class T>
 void Model<T>::summary(std::ostream& os) {
   const bool functional = class_name() != "Sequential";
+  // each layer's first graph node, found in one pass (searching the graph for every layer made
+  // the summary of a 100 000-layer model quadratic)
+  std::unordered_map<const Layer<T>*, size_t> first_node;
+  for (size_t n = 0; n < g_.size(); ++n) first_node.emplace(g_[n].layer, n);
+  auto inbound = [&](const Layer<T>* l) {
+    std::vector<std::string> r;
+    auto it = first_node.find(l);
+    if (it != first_node.end())
+      for (auto& pr : g_[it->second].in) r.push_back(g_[static_cast<size_t>(pr.first)].layer->name());
+    return r;
+  };
   bool connected = false;
   if (functional)
     for (auto& l : layers_)
-      if (inbound_layer_names(l.get()).size() > 1) connected = true;
+      if (inbound(l.get()).size() > 1) connected = true;
   const size_t w1 = 34, w2 = 26, w3 = 12, w4 = connected ? 28 : 0;
   const size_t width = w1 + w2 + w3 + w4;
   os << "Model: \"" << this->name() << "\"\n";
@@ -59,14 +71,15 @@ void Model<T>::summary(std::ostream& os) {
     if (!first) os << "\n";
     first = false;
     std::string shape;
-    auto shapes = layer_output_shapes(l.get());
+    auto it = first_node.find(l.get());
+    std::vector<Shape> shapes = it == first_node.end() ? std::vector<Shape>{} : g_[it->second].node->output_shapes;
     for (size_t i = 0; i < shapes.size(); ++i) shape += (i ? ", " : "") + shape_str(shapes[i]);
     if (shapes.empty()) shape = "?";
     std::string line = detail::pad(" " + l->name() + " (" + l->class_name() + ")", w1) + detail::pad(shape, w2) +
                        detail::pad(detail::thousands(l->count_params()), w3);
     if (connected) {
       std::string c;
-      for (auto& nm : inbound_layer_names(l.get())) c += (c.empty() ? "" : ", ") + nm;
+      for (auto& nm : inbound(l.get())) c += (c.empty() ? "" : ", ") + nm;
       line += c;
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();

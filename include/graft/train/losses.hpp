@@ -294,10 +294,11 @@ class CategoricalCrossentropy : public Loss<T> {
       // targets for this row
       if (sparse_) {
         T v = y_true[r];
-        Index k = static_cast<Index>(v);
-        if (!(v >= T(0)) || static_cast<T>(k) != v || k >= C)
+        // checked before the cast: converting NaN or a value beyond Index's range is undefined
+        if (!(v >= T(0) && v < static_cast<T>(C)) || v != std::floor(v))
           throw value_error(detail::cat(name(), ": label ", v, " (sample ", r,
                                         ") is not a class index in [0, ", C, ")"));
+        Index k = static_cast<Index>(v);
         std::fill(t.begin(), t.end(), T(0));
         t[static_cast<size_t>(k)] = T(1);
       } else {

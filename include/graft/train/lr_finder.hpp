@@ -11,9 +11,11 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "graft/io/atomic_file.hpp"
 #include "graft/model/model.hpp"
 #include "graft/train/training_state.hpp"
 
@@ -41,14 +43,13 @@ struct LRFindResult {
   double minimum = 0;               ///< learning rate at the minimum smoothed loss, / 10
   double steep = 0;                 ///< learning rate where the loss falls fastest
   double suggestion() const { return valley; }
-  /// "lr,loss,raw_loss" rows.
+  /// "lr,loss,raw_loss" rows (written atomically, like every file graft writes).
   void write_csv(const std::string& path) const {
-    std::ofstream f(path);
-    if (!f) throw io_error(detail::cat("lr_find: cannot write '", path, "'"));
+    std::ostringstream f;
     f << "lr,loss,raw_loss\n";
     f.precision(10);
     for (size_t i = 0; i < lrs.size(); ++i) f << lrs[i] << "," << losses[i] << "," << raw_losses[i] << "\n";
-    if (!f) throw io_error(detail::cat("lr_find: cannot write '", path, "'"));
+    detail::atomic_write_text(path, f.str());
   }
   /// The curve as an SVG plot (smoothed loss against log10 of the learning rate, the suggestion marked).
   void write_svg(const std::string& path, const std::string& title = "learning-rate range test") const {
@@ -57,8 +58,7 @@ struct LRFindResult {
     std::vector<double> xs, ys;
     for (size_t i = 0; i < r.lrs.size(); ++i)
       if (std::isfinite(r.losses[i]) && r.lrs[i] > 0) xs.push_back(std::log10(r.lrs[i])), ys.push_back(r.losses[i]);
-    std::ofstream f(path);
-    if (!f) throw io_error(detail::cat("lr_find: cannot write '", path, "'"));
+    std::ostringstream f;
     f << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
       << "<text x=\"" << W / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">" << title << "</text>\n";
@@ -97,7 +97,7 @@ struct LRFindResult {
       }
     }
     f << "</svg>\n";
-    if (!f) throw io_error(detail::cat("lr_find: cannot write '", path, "'"));
+    detail::atomic_write_text(path, f.str());
   }
 };
 

@@ -90,7 +90,8 @@ class CategoricalAccuracy : public Metric<T> {
         if (pr[j] > pr[a]) a = j;
       Index want;
       if (sparse_) {
-        want = static_cast<Index>(t[r]);
+        const T v = t[r];  // a label that is no class index (NaN, out of range) matches nothing
+        want = v >= T(0) && v < static_cast<T>(C) ? static_cast<Index>(v) : -1;
       } else {
         const T* tr = t.data() + r * C;
         want = 0;
