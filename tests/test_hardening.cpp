@@ -116,7 +116,7 @@ TEST_CASE("hardening: sizes computed from configs are checked, never wrapped", "
   CHECK_THAT(config_error(sequential("s", {input_layer("i", {nullptr, 65536}), dense("d", 65536 * 2)})),
              Contains("layer 'd' (Dense): weight 'kernel': shape (65536, 131072) has 8589934592 elements, above "
                       "graft::limits().max_tensor_elements"));
-  CHECK_THAT(config_error(sequential("s", {input_layer("i", {nullptr, std::int64_t(1) << 32})})),
+  CHECK_THAT(config_error(sequential("s", json::array({input_layer("i", {nullptr, std::int64_t(1) << 32})}))),
              Contains("max_dimension"));
   json reshape = {{"class_name", "Reshape"}, {"config", {{"name", "r"}, {"target_shape", {std::int64_t(1) << 40, std::int64_t(1) << 40}}}}};
   CHECK_THAT(config_error(sequential("s", {input_layer("i", {nullptr, 4}), reshape})), Contains("max_dimension"));
@@ -186,7 +186,7 @@ TEST_CASE("hardening: nesting depth is bounded (JSON, input_layers, nested model
   CHECK(config_error(named).empty());
   // models nested in models, built as a document (no text to scan): its depth is checked too
   json m = sequential("m0", {input_layer("i", {nullptr, 4}), dense("d", 2)});
-  for (int i = 1; i < 300; ++i) m = sequential("m" + std::to_string(i), {m});
+  for (int i = 1; i < 300; ++i) m = sequential("m" + std::to_string(i), json::array({m}));
   try {
     graft::model_from_config<float>(m, "nested");
     FAIL("accepted");

@@ -49,6 +49,25 @@ struct Node {
   std::vector<KerasTensor<T>> inputs;
   std::vector<Shape> output_shapes;
   bool list_call = false;  ///< called with a list of tensors (merge layers)
+
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  /// Releases a chain of calls without recursion: the default destructor would recurse once
+  /// per node through `inputs` and overflow the stack on a 100 000-layer model. The inputs of a
+  /// node are taken only when this is its last owner, so graphs shared with other models stay.
+  ~Node() {
+    std::vector<std::shared_ptr<Node>> pending;
+    for (auto& in : inputs)
+      if (in.node) pending.push_back(std::move(in.node));
+    while (!pending.empty()) {
+      std::shared_ptr<Node> n = std::move(pending.back());
+      pending.pop_back();
+      if (n.use_count() == 1)
+        for (auto& in : n->inputs)
+          if (in.node) pending.push_back(std::move(in.node));
+    }  // each n is released with its inputs already moved out
+  }
 };
 
 template <class T>

@@ -103,6 +103,7 @@ class Reshape : public UnaryLayer<T> {
       if (e.is_null()) t.push_back(-1);
       else t.push_back(e.get<Index>());
     }
+    detail::check_symbolic_shape(t, c.where() + ": target_shape");
     auto l = std::make_shared<Reshape>(t);
     apply_base_config(*l, c);
     return l;
