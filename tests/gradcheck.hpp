@@ -140,6 +140,14 @@ inline std::string tmp_dir() {
   return d;
 }
 
+/// How much slower this test build runs than a release build: time limits in tests are multiplied
+/// by it (tests/sanitizers.cmake defines GRAFT_TEST_SANITIZED for the ASan/UBSan and TSan builds).
+#ifdef GRAFT_TEST_SANITIZED
+constexpr double kTimeScale = 10.0;
+#else
+constexpr double kTimeScale = 1.0;
+#endif
+
 /// The what() of the exception of type E that f() throws; fails the test when f throws nothing
 /// (an exception of another type escapes and fails it too).
 template <class E, class F>

@@ -4,10 +4,11 @@
 #    -fsanitize=address,undefined -fno-sanitize-recover=undefined at -O1. They are compiled as ONE
 #    translation unit (each file inside a namespace of its own, after every header they include):
 #    graft is header-only, so each test file instantiates the whole library, and one unit does that
-#    once instead of once per file. Their test cases run in CTest as "asan: <name>".
+#    once instead of once per file. Their test cases run in CTest as "asan:<name>".
 #  - graft_tests_tsan: tests/test_concurrent_predict.cpp (one model predicting from several threads)
-#    with -fsanitize=thread, without OpenMP (its runtime is not instrumented): "tsan: <name>".
-# Any sanitizer report fails the test case that triggered it.
+#    with -fsanitize=thread, without OpenMP (its runtime is not instrumented): "tsan:<name>".
+# Any sanitizer report fails the test case that triggered it. Both define GRAFT_TEST_SANITIZED
+# (graft_test::kTimeScale in tests/gradcheck.hpp: time limits in tests are 10x longer there).
 
 # tests/<name>.cpp built with ASan/UBSan: reading good and bad files, writing them, training
 set(GRAFT_SANITIZED_TESTS
@@ -54,12 +55,12 @@ if(TARGET graft::images)
 endif()
 target_compile_options(graft_tests_asan PRIVATE ${_graft_asan_flags} -O1 -g1 -Wno-maybe-uninitialized)
 target_link_options(graft_tests_asan PRIVATE ${_graft_asan_flags})
-target_compile_definitions(graft_tests_asan PRIVATE
+target_compile_definitions(graft_tests_asan PRIVATE GRAFT_TEST_SANITIZED=1
   GRAFT_SHARED_DIR="${GRAFT_SHARED_DIR}"
   GRAFT_BINARY_DIR="${PROJECT_BINARY_DIR}"
   GRAFT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 set_source_files_properties("${_graft_unity}" PROPERTIES OBJECT_DEPENDS "${_graft_sanitized_files}")
-catch_discover_tests(graft_tests_asan TEST_PREFIX "asan: "
+catch_discover_tests(graft_tests_asan TEST_PREFIX "asan:"
   PROPERTIES TIMEOUT 900 LABELS sanitizer
   ENVIRONMENT "OMP_WAIT_POLICY=passive;ASAN_OPTIONS=detect_leaks=1;LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_SOURCE_DIR}/fuzz/lsan.supp;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
 
@@ -67,9 +68,9 @@ add_executable(graft_tests_tsan main.cpp test_concurrent_predict.cpp)
 target_link_libraries(graft_tests_tsan PRIVATE graft::graft Catch2::Catch2)
 target_compile_options(graft_tests_tsan PRIVATE -fsanitize=thread -O1 -g1 -Wno-maybe-uninitialized $<$<BOOL:${GRAFT_AVX2}>:-mavx2 -mfma>)
 target_link_options(graft_tests_tsan PRIVATE -fsanitize=thread)
-target_compile_definitions(graft_tests_tsan PRIVATE
+target_compile_definitions(graft_tests_tsan PRIVATE GRAFT_TEST_SANITIZED=1
   GRAFT_SHARED_DIR="${GRAFT_SHARED_DIR}"
   GRAFT_BINARY_DIR="${PROJECT_BINARY_DIR}"
   GRAFT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
-catch_discover_tests(graft_tests_tsan TEST_PREFIX "tsan: "
+catch_discover_tests(graft_tests_tsan TEST_PREFIX "tsan:"
   PROPERTIES TIMEOUT 900 LABELS sanitizer ENVIRONMENT "TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1")

@@ -72,7 +72,7 @@ TEST_CASE("NaN and inf in inputs and targets are named by sample and column", "[
   CHECK_THAT(value_error_of([&] { check_finite(yd, "fit: target 0"); }), Contains("inf at sample 3"));
 }
 
-TEST_CASE("sparse class labels must be integers in [0, classes)", "[data][checks]") {
+TEST_CASE("sparse class labels must be integers from 0 to the number of classes - 1", "[data][checks]") {
   Tensor<float> y({6}, {0, 1, 2, 2, 1, 0});
   CHECK_NOTHROW(check_class_labels(y, 3, "fit: target 0"));
   struct Bad {

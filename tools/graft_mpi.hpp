@@ -27,6 +27,7 @@ class MpiSession {
     env_ = std::make_unique<graft::mpi::Environment>(argc, argv);
     dist_ = std::make_shared<graft::MpiDistributed<float>>();
     if (dist_->rank() != 0) saved_cout_ = std::cout.rdbuf(nullptr);  // rank 0 alone prints results
+    agree_on_random_seed();
 #else
     (void)argc;
     (void)argv;
@@ -85,6 +86,13 @@ class MpiSession {
 
  private:
 #ifdef GRAFT_WITH_MPI
+  /// graft's global generator seeded alike on every rank with rank 0's draw: the weights a command
+  /// creates at random (fine-tune's new head, dropout seeds) are then the same on every process,
+  /// as fit's check that all ranks start from the same weights requires.
+  void agree_on_random_seed() {
+    if (dist_->size() > 1) graft::set_random_seed(graft::seed_of_rank0(*dist_, graft::next_seed()));
+  }
+
   std::unique_ptr<graft::mpi::Environment> env_;
   std::shared_ptr<graft::MpiDistributed<float>> dist_;
 #endif

@@ -413,9 +413,16 @@ int run(const Args& a) {
   TreeInfo tree = write_image_tree(a, images);
   std::cout << "wrote " << tree.files << " image files (" << tree.png << " PNG, " << tree.jpeg << " JPEG, "
             << fmt(double(tree.bytes) / 1e6, 1) << " MB) under " << images.string() << " in " << fmt(tree.seconds, 1) << " s\n";
-  Base first = load_base(a);
+  // Each stage loads the network afresh (and releases it when done: a model keeps the buffers of
+  // its last batch, hundreds of MB for this one at batch 32)
+  Shape input, features;
+  {
+    Base b = load_base(a);
+    input = b.input;
+    features = b.base->output_shapes().at(0);
+  }
   graft::data::ImageFolderOptions io;
-  io.image_size = {static_cast<int>(first.input[1]), static_cast<int>(first.input[2])};
+  io.image_size = {static_cast<int>(input[1]), static_cast<int>(input[2])};
   io.color_mode = "rgb";
   io.seed = static_cast<std::int64_t>(a.seed);
   io.verbose = !a.quiet;
@@ -428,8 +435,8 @@ int run(const Args& a) {
   const double chance = 1.0 / static_cast<double>(classes);
   std::cout << "classes:";
   for (auto& c : f.train->class_names()) std::cout << " " << c;
-  std::cout << "\nbase: '" << a.cut_at << "' of " << a.model << ", input " << graft::shape_str(first.input) << ", output "
-            << graft::shape_str(first.base->output_shapes().at(0)) << "\n";
+  std::cout << "\nbase: '" << a.cut_at << "' of " << a.model << ", input " << graft::shape_str(input) << ", output "
+            << graft::shape_str(features) << "\n";
 
   std::vector<StageResult> stages;
   // ---- (a) feature extraction, the frozen base's outputs cached by fit()
@@ -437,6 +444,8 @@ int run(const Args& a) {
     StageResult r;
     r.id = "a";
     r.what = "feature extraction, frozen base, automatic feature cache";
+    graft::set_random_seed(a.seed);  // every stage seeded alike: its numbers do not depend on --stages
+    Base first = load_base(a);
     auto m = classifier(first, classes, false, a.seed);
     m->compile(std::make_shared<graft::Adam<float>>(1e-3), "sparse_categorical_crossentropy", {"accuracy"});
     if (!a.quiet) m->summary();
@@ -462,12 +471,13 @@ int run(const Args& a) {
   }
 
   // ---- (b) feature extraction with augmentation: the frozen base runs every epoch
-  std::shared_ptr<Model<float>> augmented;
+  std::shared_ptr<Model<float>> augmented;  // (b)'s model, fine-tuned in (c)
   Base bb;
   if (has_stage(a, 'b')) {
     StageResult r;
     r.id = "b";
     r.what = "feature extraction with augmentation (flip, rotation, zoom), frozen base run every epoch";
+    graft::set_random_seed(a.seed + 1);
     bb = load_base(a);
     augmented = classifier(bb, classes, true, a.seed);
     augmented->compile(std::make_shared<graft::Adam<float>>(1e-3), "sparse_categorical_crossentropy", {"accuracy"});
@@ -504,6 +514,8 @@ int run(const Args& a) {
     save_and_reload(*augmented, f, (fs::path(a.out_dir) / "fine_tuned.h5").string(), failures);
     stages.push_back(r);
   }
+  augmented.reset();
+  bb = Base();
 
   // ---- (d) linear probes on inner layers of the base
   if (has_stage(a, 'd')) {
@@ -511,6 +523,7 @@ int run(const Args& a) {
       StageResult r;
       r.id = "d";
       r.what = "linear probe on '" + layer + "' (global average pooling + softmax, L2 1e-4, Adam " + num(a.lr_probe) + ")";
+      graft::set_random_seed(a.seed + 2);
       Base pb = load_base(a);
       auto inputs = graft::Input<float>({pb.input[1], pb.input[2], 3}, "image");
       auto x = (*std::make_shared<graft::Rescaling<float>>(1.0 / 127.5, -1.0, "rescaling"))(inputs);

@@ -3,10 +3,10 @@
 // started by mpirun and on one process otherwise; run_checks.py compares the two.
 //   prepare DIR             DIR/model.h5 (model A, compiled: SGD with momentum), DIR/model_b.h5
 //                           (other weights), DIR/data.h5 (x_train, y_train, x_val, y_val), DIR/test.h5 (x)
-//   fit DIR OUT.h5 arrays|h5 [--adam]
-//                           3 epochs of DIR/model.h5 on in-memory arrays or streamed from
-//                           DIR/data.h5 (H5Source); rank 0 writes the test predictions and the
-//                           History to OUT.h5
+//   fit DIR OUT.h5 arrays|h5 [--adam] [--batch N]
+//                           3 epochs of DIR/model.h5 (batches of 31, or N) on in-memory arrays or
+//                           streamed from DIR/data.h5 (H5Source); rank 0 writes the test
+//                           predictions and the History to OUT.h5
 //   files DIR               fit with ModelCheckpoint, CSVLogger and BackupAndRestore writing under
 //                           DIR/rank<r>/: only rank 0's exist afterwards
 //   small_batch             a global batch of 1 on 2 ranks: every rank throws the same value_error
@@ -81,11 +81,12 @@ inline graft::FitOptions<float> fit_options(const std::shared_ptr<graft::Distrib
   return o;
 }
 
-inline int fit(const std::string& dir, const std::string& out, const std::string& source, bool adam) {
+inline int fit(const std::string& dir, const std::string& out, const std::string& source, bool adam, Index batch) {
   auto dist = communicator();
   auto m = graft::load_model<float>(dir + "/model.h5");
   if (adam) m->compile(std::make_shared<graft::Adam<float>>(1e-3), "sparse_categorical_crossentropy", {"accuracy"});
   auto o = fit_options(dist);
+  if (batch > 0) o.batch_size = batch;
   graft::History h;
   if (source == "arrays") {
     auto f = graft::h5::File::open(dir + "/data.h5");
@@ -158,10 +159,19 @@ inline int small_batch() {
 inline int fit_case(const std::vector<std::string>& a) {
   const std::string mode = a.empty() ? "" : a[0];
   if (mode == "prepare" && a.size() == 2) return prepare(a[1]);
-  if (mode == "fit" && (a.size() == 4 || a.size() == 5)) return fit(a[1], a[2], a[3], a.size() == 5 && a[4] == "--adam");
+  if (mode == "fit" && a.size() >= 4) {
+    bool adam = false;
+    Index batch = 0;
+    for (size_t i = 4; i < a.size(); ++i) {
+      if (a[i] == "--adam") adam = true;
+      else if (a[i] == "--batch" && i + 1 < a.size()) batch = std::stol(a[++i]);
+      else throw graft::value_error("fit: unknown option " + a[i]);
+    }
+    return fit(a[1], a[2], a[3], adam, batch);
+  }
   if (mode == "files" && a.size() == 2) return files(a[1]);
   if (mode == "small_batch") return small_batch();
-  std::fprintf(stderr, "usage: graft_mpi_checks comm|mismatch|leave|crash|prepare DIR|fit DIR OUT arrays|h5 [--adam]|files DIR|small_batch\n");
+  std::fprintf(stderr, "usage: graft_mpi_checks comm|mismatch|leave|crash|prepare DIR|fit DIR OUT arrays|h5 [--adam] [--batch N]|files DIR|small_batch\n");
   return 2;
 }
 

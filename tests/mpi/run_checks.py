@@ -2,10 +2,10 @@
 """The MPI tests (tests/mpi/CMakeLists.txt: one CTest test per case): graft_mpi_checks and the
 graft CLI under `mpirun --allow-run-as-root --oversubscribe -np 2`, OMP_NUM_THREADS=1.
 
-  run_checks.py CASE --checks GRAFT_MPI_CHECKS [--graft GRAFT] --mpirun MPIRUN --work DIR
+  run_checks.py CASE --checks GRAFT_MPI_CHECKS [--graft GRAFT] --mpirun MPIRUN --work DIR [--shared DIR]
 
 Cases: comm, mismatch, leave, crash, fit_arrays, fit_source, files, small_batch, cli_fit,
-cli_mismatch. Exit 0: passed, 1: failed, 3: skipped (a CLI case without the CLI).
+cli_fine_tune, cli_mismatch. Exit 0: passed, 1: failed, 3: skipped (a CLI case without the CLI).
 Every run has a time limit: a hang fails the case instead of stalling the suite.
 """
 import argparse
@@ -109,20 +109,23 @@ def case_crash(c):
     expect(secs < 30, "the job took %.0f s to end after a rank died" % secs)
 
 
-def fit_pair(c, source, extra=()):
+def fit_pair(c, source, extra=(), what=""):
     c.prepare()
     one, two = os.path.join(c.work, "one.h5"), os.path.join(c.work, "two.h5")
     run([c.a.checks, "fit", c.work, one, source] + list(extra), c.env, limit=200)
     run(c.np(2, c.a.checks, "fit", c.work, two, source, *extra), c.env, limit=200)
-    compare(one, two, "fit on %s%s" % (source, " (Adam)" if extra else ""))
+    compare(one, two, "fit on %s%s" % (source, what))
 
 
 def case_fit_arrays(c):
     fit_pair(c, "arrays")
+    # batches of 5 on 2 processes (samples go to rank index % 2): shares of 3 and 2 rows, ... and
+    # of 5 and 0 in 1 batch of 16 (a process without rows in a batch still takes part in the sum)
+    fit_pair(c, "arrays", ["--batch", "5", "--adam"], ", batches of 5 (Adam)")
 
 
 def case_fit_source(c):
-    fit_pair(c, "h5", ["--adam"])
+    fit_pair(c, "h5", ["--adam"], " (Adam)")
 
 
 def case_files(c):
@@ -170,6 +173,49 @@ def case_cli_fit(c):
     compare(preds[0], preds[1], "graft fit")
 
 
+def write_bmp(path, img):
+    """img: (h, w, 3) uint8 RGB, as a 24-bit BMP (no imaging library needed)."""
+    h, w, _ = img.shape
+    stride = (3 * w + 3) // 4 * 4
+    rows = b"".join(img[y, :, ::-1].tobytes() + b"\0" * (stride - 3 * w) for y in range(h - 1, -1, -1))
+    header = b"BM" + (54 + len(rows)).to_bytes(4, "little") + b"\0\0\0\0" + (54).to_bytes(4, "little")
+    dib = (40).to_bytes(4, "little") + w.to_bytes(4, "little") + h.to_bytes(4, "little") + (1).to_bytes(2, "little") + \
+        (24).to_bytes(2, "little") + b"\0" * 4 + len(rows).to_bytes(4, "little") + b"\0" * 16
+    with open(path, "wb") as f:
+        f.write(header + dib + rows)
+
+
+def case_cli_fine_tune(c):
+    """graft fine-tune on a folder of images under mpirun: each process decodes its own share, the
+    new head (random) starts from the same weights on both, rank 0 alone saves, and the result
+    separates the classes. (Not compared with a 1-process run: fine-tune's head is initialized from
+    graft's unseeded global generator, so two runs differ anyway.)"""
+    need_cli(c)
+    g = c.a.graft
+    images = os.path.join(c.work, "images")
+    rng = np.random.RandomState(0)
+    for k, name in enumerate(["blue", "green", "red"]):
+        os.makedirs(os.path.join(images, name))
+        for i in range(16):
+            img = rng.randint(0, 120, (20, 18, 3)).astype(np.uint8)
+            img[..., 2 - k] += 120
+            write_bmp(os.path.join(images, name, "img_%02d.bmp" % i), img)
+    small = os.path.join(c.a.shared, "keras-fixtures", "global_avg_pool", "model.h5")
+    out = os.path.join(c.work, "tuned.h5")
+    cmd = c.np(2, g, "fine-tune", small, "--output", out, "--images", images, "--epochs", "20", "--batch-size", "8",
+               "--seed", "1", "--lr", "0.05", "--validation-split", "0.25", "--preprocessing", "unit")
+    rc, out2, err2, _ = run(cmd, c.env, limit=200, expect_rc=None)
+    if rc != 0 and "built without image support" in err2:
+        print("the graft CLI was built without image support: skipped")
+        sys.exit(3)
+    expect(rc == 0, "mpirun -np 2 graft fine-tune failed")
+    expect(out2.count("data-parallel: 2 processes\n") == 1, "mpirun -np 2 graft fine-tune did not print 'data-parallel: 2 processes' once")
+    expect(out2.count("saved: ") == 1, "the result was not printed once (rank 0 only)")
+    _, ev, _, _ = run([g, "evaluate", out, "--images", images], c.env)
+    acc = float(next(l.split()[1] for l in ev.splitlines() if l.startswith("accuracy:")))
+    expect(acc >= 0.8, "the model fine-tuned on 2 processes separates three colour classes with accuracy %g < 0.8" % acc)
+
+
 def case_cli_mismatch(c):
     need_cli(c)
     c.prepare()
@@ -192,6 +238,7 @@ def main():
     ap.add_argument("--graft")
     ap.add_argument("--mpirun", default="mpirun")
     ap.add_argument("--work", required=True)
+    ap.add_argument("--shared", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared"))
     a = ap.parse_args()
     fn = globals().get("case_" + a.case)
     if not fn:

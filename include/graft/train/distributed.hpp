@@ -40,6 +40,19 @@ class Distributed {
   virtual void barrier() = 0;
 };
 
+/// Rank 0's `seed` on every rank (a shuffling seed, a seed for graft's global generator): summed
+/// in four 16-bit parts, exact in double.
+template <class T>
+std::uint64_t seed_of_rank0(Distributed<T>& d, std::uint64_t seed) {
+  double parts[4] = {0, 0, 0, 0};
+  if (d.is_chief())
+    for (int k = 0; k < 4; ++k) parts[k] = static_cast<double>((seed >> (16 * k)) & 0xffffu);
+  d.allreduce_sum(parts, 4);
+  std::uint64_t s = 0;
+  for (int k = 0; k < 4; ++k) s |= static_cast<std::uint64_t>(parts[k]) << (16 * k);
+  return s;
+}
+
 /// Rows [lo, hi) of a global batch of `count` rows that rank `rank` of `size` takes: contiguous
 /// shards, the first count % size ranks one row larger.
 inline std::pair<Index, Index> shard_range(Index count, int rank, int size) {
