@@ -20,6 +20,16 @@
 namespace graft {
 namespace fuzz {
 
+/// Limits for fuzzing, tighter than graft's defaults (which admit every real model): a model of
+/// millions of parameters costs milliseconds to initialize or read, and the fuzzer would spend
+/// its time there instead of in the parsers. The checks that enforce the limits are the same code
+/// at any value, so they are fuzzed as well. Called from each target's LLVMFuzzerInitialize.
+inline void use_fuzzing_limits() {
+  limits().max_model_parameters = std::int64_t(1) << 22;
+  limits().max_tensor_elements = std::int64_t(1) << 22;
+  limits().max_image_pixels = std::int64_t(1) << 22;
+}
+
 /// Exercise a built model the way `graft summary` and a caller inspecting it would.
 template <class M>
 void use_model(M& m) {

@@ -187,9 +187,8 @@ def write_bmp(path, img):
 
 def case_cli_fine_tune(c):
     """graft fine-tune on a folder of images under mpirun: each process decodes its own share, the
-    new head (random) starts from the same weights on both, rank 0 alone saves, and the result
-    separates the classes. (Not compared with a 1-process run: fine-tune's head is initialized from
-    graft's unseeded global generator, so two runs differ anyway.)"""
+    new head starts from the same weights on both (drawn from --seed), rank 0 alone saves, the
+    result separates the classes and predicts what the 1-process run's model predicts."""
     need_cli(c)
     g = c.a.graft
     images = os.path.join(c.work, "images")
@@ -201,10 +200,10 @@ def case_cli_fine_tune(c):
             img[..., 2 - k] += 120
             write_bmp(os.path.join(images, name, "img_%02d.bmp" % i), img)
     small = os.path.join(c.a.shared, "keras-fixtures", "global_avg_pool", "model.h5")
-    out = os.path.join(c.work, "tuned.h5")
-    cmd = c.np(2, g, "fine-tune", small, "--output", out, "--images", images, "--epochs", "20", "--batch-size", "8",
-               "--seed", "1", "--lr", "0.05", "--validation-split", "0.25", "--preprocessing", "unit")
-    rc, out2, err2, _ = run(cmd, c.env, limit=200, expect_rc=None)
+    out, out1 = os.path.join(c.work, "tuned.h5"), os.path.join(c.work, "tuned_one.h5")
+    args = ["fine-tune", small, "--images", images, "--epochs", "20", "--batch-size", "8",
+            "--seed", "1", "--lr", "0.05", "--validation-split", "0.25", "--preprocessing", "unit"]
+    rc, out2, err2, _ = run(c.np(2, g, *args, "--output", out), c.env, limit=200, expect_rc=None)
     if rc != 0 and "built without image support" in err2:
         print("the graft CLI was built without image support: skipped")
         sys.exit(3)
@@ -214,6 +213,17 @@ def case_cli_fine_tune(c):
     _, ev, _, _ = run([g, "evaluate", out, "--images", images], c.env)
     acc = float(next(l.split()[1] for l in ev.splitlines() if l.startswith("accuracy:")))
     expect(acc >= 0.8, "the model fine-tuned on 2 processes separates three colour classes with accuracy %g < 0.8" % acc)
+    run([g] + args + ["--output", out1], c.env, limit=200)
+    probs = []
+    for model in (out1, out):
+        csv = model + ".csv"
+        run([g, "predict", model, "--images", images, "--output", csv], c.env)
+        with open(csv) as f:
+            rows = [l.rstrip("\n").split(",") for l in f][1:]
+        probs.append(np.array([[float(v) for v in r[2:]] for r in rows]))
+    diff = float(np.abs(probs[0] - probs[1]).max())
+    print("graft fine-tune, 1 vs 2 processes: max |difference| of the predicted probabilities %.3g" % diff)
+    expect(diff <= TOL, "mpirun -np 2 graft fine-tune differs from the 1-process run by %g > %g" % (diff, TOL))
 
 
 def case_cli_mismatch(c):

@@ -897,9 +897,11 @@ class Validator {
     for (std::size_t i = 0; i < n; ++i) {
       heap_name(names, c.uint(ss_), nw);
       std::uint64_t obj = c.uint(sa_);
-      if (undefined(obj)) throw format_error(nw + ": a link to an undefined address");
       unsigned cache = static_cast<unsigned>(c.uint(4));
       if (cache > 2) throw format_error(detail::cat(nw, ": unknown cache type ", cache));
+      if (undefined(obj))  // cache type 2 with no object: a soft link (its target is a path)
+        throw format_error(nw + (cache == 2 ? ": soft or external links are not allowed in a model file"
+                                            : ": a link to an undefined address"));
       c.skip(4 + 16);
     }
   }

@@ -35,6 +35,8 @@ struct ImageFineTuneOptions {
   std::string cut_at;
   int epochs = 10;
   Index batch_size = 32;
+  /// Shuffling, the validation split, the augmentation layers and the head's initial weights
+  /// (graft's global generator is reseeded with it before the head is built).
   std::uint64_t seed = 1337;
   double learning_rate = 1e-3;  ///< Adam, head training
   /// Fraction of the images held out for validation (Keras' split of the file list).
@@ -254,6 +256,9 @@ inline ImageFineTuneResult fine_tune_on_images(Model<float>& base, const std::st
   h = detail::add_preprocessing(r.preprocessing, h, channels);
   h = (*trunk)(h);
   if (h.shape().size() != 2) h = (*std::make_shared<Flatten<float>>("head_flatten"))(h);
+  // the head's initial weights from o.seed (graft's global generator reseeded, as
+  // keras.utils.set_random_seed does): the same --seed gives the same run, on 1 or N processes
+  set_random_seed(o.seed);
   auto head = std::make_shared<Dense<float>>(classes, "softmax", true, "head");
   r.model = std::make_shared<Model<float>>(x, (*head)(h), base.name() + "_finetuned");
   trunk->set_trainable(false);

@@ -250,7 +250,10 @@ struct FitLoop {
         cache_note = "off";
         return;
       }
-      if (total_batches * o.batch_size <= n_train) {
+      // samples this fit will read: whole passes, or (steps_per_epoch) that many batches
+      const Index epochs_left = static_cast<Index>(std::max(0, o.epochs - state.initial_epoch));
+      const Index reads = o.steps_per_epoch > 0 ? total_batches * o.batch_size : epochs_left * n_train;
+      if (reads <= n_train) {
         cache_note = "off: every sample is seen once";
         return;
       }
