@@ -86,11 +86,9 @@ inline FileKind sniff(const std::string& path) {
 }
 
 /// Silence HDF5's own error printing once (errors become graft exceptions instead).
-/// Also installs graft's bounded deflate filter (hdf5_deflate.hpp) in place of libhdf5's.
 inline void quiet() {
   static bool done = [] {
     H5::Exception::dontPrint();
-    deflate::use_bounded_deflate();
     return true;
   }();
   (void)done;
@@ -511,15 +509,14 @@ Tensor<T> read_dataset(Group& g, const std::string& rel, const Shape* expected =
                                        " bytes (refusing a decompression bomb)"));
     }
     Tensor<T> t(s);
-    // a compressed chunk inflates to at most one chunk (hdf5_deflate.hpp)
-    std::size_t chunk_bytes = 0;
+    // a compressed chunk must inflate to at most one chunk before libhdf5 inflates it (hdf5_deflate.hpp)
     if (H5Pget_layout(pl.getId()) == H5D_CHUNKED) {
       hsize_t cd[32];
       int cr = H5Pget_chunk(pl.getId(), 32, cd);
-      chunk_bytes = cr > 0 ? d.getDataType().getSize() : 0;
+      std::size_t chunk_bytes = cr > 0 ? d.getDataType().getSize() : 0;
       for (int i = 0; i < cr; ++i) chunk_bytes *= static_cast<std::size_t>(cd[i]);  // <= 1 GiB (validated)
+      deflate::check_compressed_chunks(d.getId(), pl.getId(), chunk_bytes, g.where(rel));
     }
-    deflate::InflateLimit inflate_limit(chunk_bytes);
     if (n) d.read(t.data(), std::is_same<T, double>::value ? H5::PredType::NATIVE_DOUBLE : H5::PredType::NATIVE_FLOAT);
     return t;
   } catch (const H5::Exception& e) {
