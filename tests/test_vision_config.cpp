@@ -50,16 +50,7 @@ void round_trip(graft::Layer<double>& l, const Shape& in_shape, std::uint64_t se
   CHECK(copy->get_config() == cfg);
 }
 
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("no exception of the expected kind was thrown");
-  return {};
-}
+using graft_test::error_of;
 
 std::string fixtures() { return graft_test::shared_path("keras-fixtures"); }
 
