@@ -339,6 +339,47 @@ TEST_CASE("save then load round-trips weights, predictions and compile state bit
   }
 }
 
+TEST_CASE("load_model reads weights in place without initialising them first, and draws the same seeds", "[keras][roundtrip]") {
+  const std::string dir = fixtures() + "/bn_after_dense";  // trainable and non-trainable weights
+  REQUIRE(exists(dir + "/model.h5"));
+  auto fresh_dense = [] {
+    graft::Sequential<float> s("probe");
+    s.add(graft::InputLayer<float>::with_batch_shape({-1, 7}, "probe_input"));
+    s.add(graft::make<graft::Dense>(5, "relu"));
+    return s.get_weights()[0];
+  };
+  // the generator advances as if every loaded weight had been initialised: a layer made after
+  // load_model gets the weights it got before initialisation was put off
+  graft::set_random_seed(42);
+  json h5;  // the file's config: the same model built with immediate initialisation
+  {
+    graft::h5::File f = graft::h5::File::open(dir + "/model.h5");
+    graft::h5::Group root = graft::h5::Group::root(f);
+    h5 = graft::detail::parse_json_attr(root, "model_config");
+  }
+  auto built = graft::model_from_config<float>(h5);
+  const Tensor<float> after_build = fresh_dense();
+  graft::set_random_seed(42);
+  auto loaded = graft::load_model<float>(dir + "/model.h5");
+  const Tensor<float> after_load = fresh_dense();
+  CHECK(after_build == after_load);
+  // the loaded values are the file's, and nothing is left pending
+  for (graft::Param<float>* p : loaded->weights()) CHECK(!p->pending_init);
+  CHECK(loaded->get_weights() != built->get_weights());
+  // a pending initialisation, run later, gives what the immediate one gave
+  graft::set_random_seed(7);
+  auto immediate = graft::model_from_config<float>(h5);
+  graft::set_random_seed(7);
+  std::shared_ptr<graft::Model<float>> deferred;
+  {
+    graft::DeferredWeightInit defer;
+    deferred = graft::model_from_config<float>(h5);
+  }
+  for (graft::Param<float>* p : deferred->weights()) CHECK(p->pending_init);
+  for (graft::Param<float>* p : deferred->weights()) p->materialize();
+  CHECK(deferred->get_weights() == immediate->get_weights());
+}
+
 TEST_CASE("files graft saves have the layout Keras expects (checked by h5py, an independent reader)", "[keras][roundtrip]") {
   auto m = graft::load_model<float>(fixtures() + "/train_rmsprop_momentum_mse/after.h5");
   auto nested = graft::load_model<float>(fixtures() + "/functional_nested_sequential/model.h5");

@@ -118,6 +118,13 @@ struct BuildBudget {
   std::string file;              ///< that file, for messages
   int depth = 0;                 ///< models nested in models at the current point of the build
 };
+
+/// True while a model is built to be loaded (DeferredWeightInit): new weights keep their
+/// initializer for later instead of running it (the file will overwrite them).
+inline bool& defer_weight_init() {
+  thread_local bool d = false;
+  return d;
+}
 inline BuildBudget*& build_budget() {
   thread_local BuildBudget* b = nullptr;
   return b;
@@ -142,6 +149,22 @@ inline void count_new_weight(const std::string& what, std::int64_t elements) {
 }
 
 }  // namespace detail
+
+/// While alive, the weights created on this thread keep their initialisation pending
+/// (Param::pending_init) instead of running it: load_model builds the model this way, reads the
+/// file into it, and then runs the initialisation of any weight the file did not supply
+/// (Param::materialize). Each weight's seed is drawn when it is made, so the values are those an
+/// immediate initialisation gives, and the global generator advances the same. Scopes nest.
+class DeferredWeightInit {
+ public:
+  DeferredWeightInit() : saved_(detail::defer_weight_init()) { detail::defer_weight_init() = true; }
+  ~DeferredWeightInit() { detail::defer_weight_init() = saved_; }
+  DeferredWeightInit(const DeferredWeightInit&) = delete;
+  DeferredWeightInit& operator=(const DeferredWeightInit&) = delete;
+
+ private:
+  bool saved_;
+};
 
 /// While alive, the weights created on this thread (by model_from_config, load_model) are
 /// counted: their total must stay within limits().max_model_parameters and, with `file_bytes`

@@ -1,6 +1,7 @@
 // graft — a named weight: value, gradient, trainability, regularizer and constraint.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -34,6 +35,23 @@ struct Param {
   /// one. Training-time only: not part of any Keras config.
   std::shared_ptr<Tensor<T>> sp_anchor;
   double sp_alpha = 0.0, sp_beta = 0.0;
+
+  /// The initialisation put off while the model is built to be loaded (DeferredWeightInit):
+  /// run by materialize() unless the file supplies the value (set_loaded). Empty otherwise.
+  std::function<void(Tensor<T>&)> pending_init;
+
+  /// A value read from a file replaces the initial one (and any pending initialisation).
+  void set_loaded(Tensor<T>&& v) {
+    value = std::move(v);
+    pending_init = nullptr;
+  }
+  /// Run a pending initialisation (the same values it would have given when the weight was made).
+  void materialize() {
+    if (!pending_init) return;
+    auto init = std::move(pending_init);
+    pending_init = nullptr;
+    init(value);
+  }
 
   /// Call before writing a gradient contribution; returns true when it must overwrite.
   bool begin_grad() {

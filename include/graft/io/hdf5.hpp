@@ -450,8 +450,11 @@ class Group {
   std::string path_;
 };
 
-/// Shape of a dataset (checked: simple dataspace, no virtual/external storage).
-inline Shape dataset_shape(Group& g, const std::string& rel) {
+// ---- datasets: one path walk and one open per read -------------------------------------------
+
+/// The dataset at `rel`, reached through Group::kind (links refused, headers validated), and its
+/// shape (simple dataspace, dimensions whose product fits 64 bits).
+inline H5::DataSet open_dataset(Group& g, const std::string& rel, Shape& shape) {
   Group::Kind k = g.kind(rel);
   if (k == Group::Kind::none) throw format_error(detail::cat(g.where(rel), ": dataset not found"));
   if (k != Group::Kind::dataset) throw format_error(detail::cat(g.where(rel), ": expected a dataset"));
@@ -462,30 +465,26 @@ inline Shape dataset_shape(Group& g, const std::string& rel) {
     if (rank < 0 || rank > 32) throw format_error(detail::cat(g.where(rel), ": unsupported dataspace"));
     std::vector<hsize_t> dims(static_cast<size_t>(rank));
     if (rank) sp.getSimpleExtentDims(dims.data());
-    Shape s;
+    shape.clear();
     std::int64_t n = 1;
     for (hsize_t v : dims) {
       // (a product beyond 64 bits would wrap in every size computed from this shape)
       if (v > static_cast<hsize_t>(INT64_MAX) || !detail::checked_mul(n, static_cast<std::int64_t>(v), &n))
         throw format_error(detail::cat(g.where(rel), ": dataset dimensions beyond 64-bit sizes"));
-      s.push_back(static_cast<Index>(v));
+      shape.push_back(static_cast<Index>(v));
     }
-    return s;
+    return d;
   } catch (const H5::Exception& e) {
     throw format_error(detail::cat(g.where(rel), ": cannot read dataset: ", e.getDetailMsg()));
   }
 }
 
-/// Read a numeric dataset into a tensor of T (HDF5 converts ints/floats). If `expected` is given,
-/// the stored shape must equal it (checked before anything is read); otherwise the size is bounded
-/// and compared with the bytes actually stored (no "shape bomb").
+/// Read the open dataset `d` (shape `s`, at g/rel) into `out`, resized to `s` once the checks
+/// pass (a tensor already of that shape is read into in place). `size_checked`: the caller
+/// checked `s` against what it expects, so the stored-bytes bound is not needed.
 template <class T>
-Tensor<T> read_dataset(Group& g, const std::string& rel, const Shape* expected = nullptr) {
-  Shape s = dataset_shape(g, rel);
-  if (expected && s != *expected)
-    throw shape_error(detail::cat(g.where(rel), ": stored shape ", shape_str(s), " but ", shape_str(*expected), " was expected"));
+void read_open_dataset(Group& g, const std::string& rel, H5::DataSet& d, const Shape& s, bool size_checked, Tensor<T>& out) {
   try {
-    H5::DataSet d = g.h5().openDataSet(rel);
     H5::DSetCreatPropList pl = d.getCreatePlist();
     if (H5Pget_layout(pl.getId()) == H5D_VIRTUAL)
       throw format_error(detail::cat(g.where(rel), ": virtual datasets are not allowed in a model file"));
@@ -501,14 +500,13 @@ Tensor<T> read_dataset(Group& g, const std::string& rel, const Shape* expected =
       n *= static_cast<std::size_t>(v);
     }
     if (n > kMaxDatasetElements) throw format_error(detail::cat(g.where(rel), ": dataset of shape ", shape_str(s), " is too large"));
-    if (!expected && n > (std::size_t(1) << 24)) {
+    if (!size_checked && n > (std::size_t(1) << 24)) {
       hsize_t stored = d.getStorageSize();
       std::size_t elem = d.getDataType().getSize();
       if (static_cast<double>(n) * static_cast<double>(elem) > 1000.0 * static_cast<double>(stored) + 1e6)
         throw format_error(detail::cat(g.where(rel), ": declares ", shape_str(s), " but stores only ", stored,
                                        " bytes (refusing a decompression bomb)"));
     }
-    Tensor<T> t(s);
     // a compressed chunk must inflate to at most one chunk before libhdf5 inflates it (hdf5_deflate.hpp)
     if (H5Pget_layout(pl.getId()) == H5D_CHUNKED) {
       hsize_t cd[32];
@@ -517,11 +515,42 @@ Tensor<T> read_dataset(Group& g, const std::string& rel, const Shape* expected =
       for (int i = 0; i < cr; ++i) chunk_bytes *= static_cast<std::size_t>(cd[i]);  // <= 1 GiB (validated)
       deflate::check_compressed_chunks(d.getId(), pl.getId(), chunk_bytes, g.where(rel));
     }
-    if (n) d.read(t.data(), std::is_same<T, double>::value ? H5::PredType::NATIVE_DOUBLE : H5::PredType::NATIVE_FLOAT);
-    return t;
+    out.resize(s);  // (no-op for a tensor already of this shape: read in place)
+    if (n) d.read(out.data(), std::is_same<T, double>::value ? H5::PredType::NATIVE_DOUBLE : H5::PredType::NATIVE_FLOAT);
   } catch (const H5::Exception& e) {
     throw format_error(detail::cat(g.where(rel), ": cannot read dataset (truncated file?): ", e.getDetailMsg()));
   }
+}
+/// Shape of a dataset (checked: simple dataspace, no virtual/external storage).
+inline Shape dataset_shape(Group& g, const std::string& rel) {
+  Shape s;
+  open_dataset(g, rel, s);
+  return s;
+}
+
+/// Read a numeric dataset into a tensor of T (HDF5 converts ints/floats). If `expected` is given,
+/// the stored shape must equal it (checked before anything is read); otherwise the size is bounded
+/// and compared with the bytes actually stored (no "shape bomb").
+template <class T>
+Tensor<T> read_dataset(Group& g, const std::string& rel, const Shape* expected = nullptr) {
+  Shape s;
+  H5::DataSet d = open_dataset(g, rel, s);
+  if (expected && s != *expected)
+    throw shape_error(detail::cat(g.where(rel), ": stored shape ", shape_str(s), " but ", shape_str(*expected), " was expected"));
+  Tensor<T> t;
+  read_open_dataset<T>(g, rel, d, s, expected != nullptr, t);
+  return t;
+}
+
+/// Read a numeric dataset into `out` in place; its stored shape must equal out's (shape_error
+/// otherwise, before anything is read).
+template <class T>
+void read_dataset_into(Group& g, const std::string& rel, Tensor<T>& out) {
+  Shape s;
+  H5::DataSet d = open_dataset(g, rel, s);
+  if (s != out.shape())
+    throw shape_error(detail::cat(g.where(rel), ": stored shape ", shape_str(s), " but ", shape_str(out.shape()), " was expected"));
+  read_open_dataset<T>(g, rel, d, s, true, out);
 }
 
 /// Read a scalar integer dataset (optimizer iteration counters).

@@ -146,7 +146,27 @@ std::vector<Param<T>*> weight_targets(Layer<T>& l, const std::vector<std::string
   return l.weights();
 }
 
-/// Read the weights of one file layer group for model layer `l` (all before assigning any).
+/// Read dataset `rel` of `g` for weight `p` (its shape already checked). A weight made by the
+/// model load_model is building (initialisation pending) is read in place: nothing is lost if the
+/// load fails. Any other weight is read into `tmp`, so that a failure leaves a live model's
+/// weights unchanged; commit_weight then moves it in. Returns whether it was read in place.
+template <class T>
+bool read_weight(h5::Group& g, const std::string& rel, Param<T>& p, Tensor<T>& tmp) {
+  if (!p.pending_init) {
+    tmp = h5::read_dataset<T>(g, rel, &p.value.shape());
+    return false;
+  }
+  h5::read_dataset_into(g, rel, p.value);
+  p.pending_init = nullptr;
+  return true;
+}
+template <class T>
+void commit_weight(Param<T>& p, Tensor<T>& tmp, bool in_place) {
+  if (!in_place) p.set_loaded(std::move(tmp));
+}
+
+/// Read the weights of one file layer group for model layer `l` (a live model's all before
+/// assigning any).
 template <class T>
 bool load_layer_group(Layer<T>& l, h5::Group& lg, bool skip_mismatch, const std::function<void(const std::string&)>& warn) {
   std::vector<std::string> names = lg.strings_attr("weight_names");
@@ -160,7 +180,8 @@ bool load_layer_group(Layer<T>& l, h5::Group& lg, bool skip_mismatch, const std:
     }
     throw format_error(m);
   }
-  std::vector<Tensor<T>> values;
+  std::vector<Tensor<T>> values(names.size());
+  std::vector<char> in_place(names.size(), 0);
   for (size_t i = 0; i < names.size(); ++i) {
     const Shape& want = targets[i]->value.shape();
     Shape got = h5::dataset_shape(lg, names[i]);
@@ -174,7 +195,7 @@ bool load_layer_group(Layer<T>& l, h5::Group& lg, bool skip_mismatch, const std:
       }
       throw shape_error(m);
     }
-    values.push_back(h5::read_dataset<T>(lg, names[i], &want));
+    in_place[i] = read_weight(lg, names[i], *targets[i], values[i]);
   }
   // graft's discriminative learning rates (an attribute Keras ignores; absent means 1)
   std::vector<double> mults(names.size(), 1.0);
@@ -192,13 +213,19 @@ bool load_layer_group(Layer<T>& l, h5::Group& lg, bool skip_mismatch, const std:
   for (size_t i = 0; i < names.size(); ++i) {
     targets[i]->lr_multiplier = mults[i];
     bool finite = true;
-    for (T v : values[i]) finite = finite && std::isfinite(v);
+    for (T v : in_place[i] ? targets[i]->value : values[i]) finite = finite && std::isfinite(v);
     if (!finite)
       warn(detail::cat(lg.where(names[i]), ": weight '", targets[i]->name, "' of layer '", l.name(),
                        "' holds NaN or infinite values (the saved model had diverged); outputs will not be finite"));
-    targets[i]->value = std::move(values[i]);
+    commit_weight(*targets[i], values[i], in_place[i]);
   }
   return true;
+}
+
+/// Initialise every weight of `model` the file did not supply (load_model's DeferredWeightInit).
+template <class T>
+void materialize_weights(Model<T>& model) {
+  for (Param<T>* p : model.weights()) p->materialize();
 }
 
 /// keras legacy load_weights_from_hdf5_group (topological) / _by_name, on group `g` (the root of a
@@ -288,16 +315,17 @@ void load_keras3_weights(Model<T>& model, h5::Group& g, const std::function<void
     if (kids.size() != ps.size())
       throw format_error(detail::cat(vg.where(), ": layer '", l->name(), "' (", l->class_name(), ") has ", ps.size(),
                                      " weights in the model but ", kids.size(), " in the file"));
-    std::vector<Tensor<T>> vals;
+    std::vector<Tensor<T>> vals(ps.size());
+    std::vector<char> in_place(ps.size(), 0);
     for (size_t i = 0; i < ps.size(); ++i) {
       const Shape& want = ps[i]->value.shape();
       Shape got = h5::dataset_shape(vg, std::to_string(i));
       if (got != want)
         throw shape_error(detail::cat(vg.where(std::to_string(i)), ": weight '", ps[i]->name, "' of layer '", l->name(), "' has shape ",
                                       shape_str(got), " in the file but ", shape_str(want), " in the model"));
-      vals.push_back(h5::read_dataset<T>(vg, std::to_string(i), &want));
+      in_place[i] = read_weight(vg, std::to_string(i), *ps[i], vals[i]);
     }
-    for (size_t i = 0; i < ps.size(); ++i) ps[i]->value = std::move(vals[i]);
+    for (size_t i = 0; i < ps.size(); ++i) commit_weight(*ps[i], vals[i], in_place[i]);
   }
   (void)warn;
 }
@@ -576,6 +604,7 @@ std::shared_ptr<Model<T>> load_keras_archive(const std::string& path, const Load
   h5::File wf = archive_weights(z);
   std::shared_ptr<Model<T>> model;
   {
+    DeferredWeightInit defer;  // the file supplies the weights: initialised after reading, if not
     BuildBudgetScope budget(wf.size_bytes(), path + ":model.weights.h5");
     model = model_from_config<T>(cfg, path);
   }
@@ -593,6 +622,7 @@ std::shared_ptr<Model<T>> load_keras_archive(const std::string& path, const Load
   h5::Group root = h5::Group::root(wf);
   auto warn = o.warn ? o.warn : default_warn;
   load_keras3_weights(*model, root, warn);
+  materialize_weights(*model);
   const json cc = cfg.contains("compile_config") && cfg["compile_config"].is_object() ? cfg["compile_config"] : json::object();
   if (o.compile && !cc.empty() && !(cc.contains("optimizer") && !cc["optimizer"].is_null()))
     warn(detail::cat(path, ": compile_config names no optimizer, so the model is loaded uncompiled"));
@@ -681,6 +711,7 @@ std::shared_ptr<Model<T>> load_model(const std::string& path, const LoadOptions&
   json cfg = detail::parse_json_attr(root, "model_config");
   std::shared_ptr<Model<T>> model;
   {
+    DeferredWeightInit defer;  // the file supplies the weights: initialised after reading, if not
     // the config cannot declare more weights than the file holds (checked before each allocation)
     BuildBudgetScope budget(f.size_bytes(), path);
     model = model_from_config<T>(cfg, path);
@@ -689,6 +720,7 @@ std::shared_ptr<Model<T>> load_model(const std::string& path, const LoadOptions&
   h5::Group mw = root.group("model_weights");
   auto warn = o.warn ? o.warn : detail::default_warn;
   detail::load_legacy_weights(*model, mw, LoadWeightsOptions{}, true, warn);
+  detail::materialize_weights(*model);
   if (o.compile && root.has_attr("training_config")) detail::compile_from_training_config(*model, root, o);
   std::string version = root.has_attr("keras_version") ? root.string_attr("keras_version")
                         : mw.has_attr("keras_version")  ? mw.string_attr("keras_version")

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <atomic>
 #include <map>
 #include <set>
@@ -259,6 +260,20 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
   /// that it still holds.
   virtual bool parallel_rows(bool /*training*/) const { return false; }
 
+  // ---- inference fusion (Model::predict, evaluate; see Model's "fusion" notes) --------------------
+  /// Output ranges: a function applied in place to each range [begin, end) of whole rows of this
+  /// layer's output as soon as the layer has computed it, while it is in cache, in later
+  /// forward calls on `st` (empty: none). Returns false when the layer cannot (the default).
+  using Epilogue = std::function<void(T* y, Index begin, Index end)>;
+  virtual bool set_output_epilogue(CallState* /*st*/, Epilogue /*post*/) { return false; }
+  /// Element-wise layers: whether forward in inference (training == false) on an input of shape
+  /// `in` is a function of each value and its channel (the last axis) alone, so that it can run
+  /// in place on ranges of whole rows (inplace_inference); prepares `st` for those calls.
+  virtual bool prepare_inplace_inference(CallState* /*st*/, const Shape& /*in*/) { return false; }
+  /// y[begin, end) (whole rows) replaced in place by this layer's inference output, bit for bit
+  /// what forward gives. Only after prepare_inplace_inference returned true for this call.
+  virtual void inplace_inference(T* /*y*/, Index /*begin*/, Index /*end*/, CallState* /*st*/) const {}
+
   // ---- weights ------------------------------------------------------------------------------------
   /// All weights in Keras `layer.weights` order.
   virtual void collect_weights(std::vector<Param<T>*>& out) {
@@ -418,8 +433,16 @@ class Layer : public std::enable_shared_from_this<Layer<T>> {
     auto p = std::make_unique<Param<T>>();
     p->name = name;
     p->value.resize(shape);
-    Rng rng(next_seed());
-    init(p->value, rng);
+    const std::uint64_t seed = next_seed();  // drawn either way: the same values later as now
+    if (detail::defer_weight_init()) {       // the model is being loaded: the file will supply it
+      p->pending_init = [init, seed](Tensor<T>& v) {
+        Rng rng(seed);
+        init(v, rng);
+      };
+    } else {
+      Rng rng(seed);
+      init(p->value, rng);
+    }
     p->trainable = trainable;
     p->regularizer = reg;
     p->constraint = cons;
