@@ -159,13 +159,11 @@ class ReLU : public UnaryLayer<T> {
   }
   void forward1(const Tensor<T>& x, Tensor<T>& y, CallState*, bool) override {
     y.resize(x.shape());
-    if (slope_ == 0 && th_ == 0) {
-      if (max_ >= 0) y.array() = x.array().max(T(0)).min(static_cast<T>(max_));
-      else y.array() = x.array().max(T(0));
-      return;
-    }
-    for (Index i = 0; i < x.size(); ++i) y[i] = f(x[i]);
+    forward_range(x.data(), y.data(), 0, x.size());
   }
+  /// Element-wise: the model may apply it in place to the rows of the layer before (inference fusion).
+  bool prepare_inplace_inference(CallState*, const Shape&) override { return true; }
+  void inplace_inference(T* y, Index begin, Index end, CallState*) const override { forward_range(y, y, begin, end); }
   void backward1(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx, CallState*) override {
     if (!dx) return;
     dx->resize(x.shape());
@@ -177,6 +175,17 @@ class ReLU : public UnaryLayer<T> {
       return;
     }
     for (Index i = 0; i < x.size(); ++i) (*dx)[i] = dy[i] * df(x[i]);
+  }
+  /// y[b, e) from x[b, e) (y may be x): forward1 and the fused inference.
+  void forward_range(const T* x, T* y, Index b, Index e) const {
+    ConstArrayMap<T> xv(x + b, e - b);
+    ArrayMap<T> yv(y + b, e - b);
+    if (slope_ == 0 && th_ == 0) {
+      if (max_ >= 0) yv = xv.max(T(0)).min(static_cast<T>(max_));
+      else yv = xv.max(T(0));
+      return;
+    }
+    for (Index i = b; i < e; ++i) y[i] = f(x[i]);
   }
   json get_config() const override {
     json c = this->base_config();

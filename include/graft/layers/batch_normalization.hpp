@@ -113,13 +113,9 @@ class BatchNormalization : public UnaryLayer<T> {
         s->inv[static_cast<size_t>(c)] = T(1) / std::sqrt(var + static_cast<T>(epsilon_));
       }
     } else {
-      for (Index c = 0; c < C; ++c) {
-        s->mean[static_cast<size_t>(c)] = mm_->value[c];
-        s->inv[static_cast<size_t>(c)] = T(1) / std::sqrt(mv_->value[c] + static_cast<T>(epsilon_));
-      }
+      moving_stats(*s, C);
     }
-    for (Index c = 0; c < C; ++c)
-      s->a[static_cast<size_t>(c)] = scale_ ? s->inv[static_cast<size_t>(c)] * gamma_->value[c] : s->inv[static_cast<size_t>(c)];
+    factors(*s, C);
     y.resize(x.shape());
     T* yd = y.data();
     const T* mean = s->mean.data();
@@ -129,15 +125,30 @@ class BatchNormalization : public UnaryLayer<T> {
       const T mu = mean[c], f = a[c], o = b ? b[c] : T(0);
       GRAFT_SIMD
       for (Index i = 0; i < n; ++i) yd[off + i] = (xd[off + i] - mu) * f + o;
-    }, [&](Index off) {
-      if (b) {
-        GRAFT_SIMD
-        for (Index c = 0; c < C; ++c) yd[off + c] = (xd[off + c] - mean[c]) * a[c] + b[c];
-      } else {
-        GRAFT_SIMD
-        for (Index c = 0; c < C; ++c) yd[off + c] = (xd[off + c] - mean[c]) * a[c];
-      }
-    });
+    }, [&](Index off) { affine_rows(xd, yd, off, off + C, C, mean, a, b); });
+  }
+
+  /// Inference on the feature axis last (channels_last): (x - moving_mean) * factor + beta per
+  /// channel, each value on its own, so the model may apply it in place to the rows of the layer
+  /// before (inference fusion).
+  bool prepare_inplace_inference(CallState* st, const Shape& in) override {
+    const int r = static_cast<int>(in.size());
+    const int a = axis_ < 0 ? axis_ + r : axis_;
+    if (r < 2 || a != r - 1 || in.back() != mm_->value.size()) return false;
+    auto* s = static_cast<State*>(st);
+    const Index C = in.back();
+    s->mean.resize(static_cast<size_t>(C));
+    s->inv.resize(static_cast<size_t>(C));
+    s->a.resize(static_cast<size_t>(C));
+    s->batch_stats = false;
+    moving_stats(*s, C);
+    factors(*s, C);
+    return true;
+  }
+  void inplace_inference(T* y, Index begin, Index end, CallState* st) const override {
+    const auto* s = static_cast<const State*>(st);
+    affine_rows(y, y, begin, end, static_cast<Index>(s->mean.size()), s->mean.data(), s->a.data(),
+                center_ ? beta_->value.data() : nullptr);
   }
 
   void backward1(const Tensor<T>& x, const Tensor<T>&, const Tensor<T>& dy, Tensor<T>* dx, CallState* st) override {
@@ -297,6 +308,31 @@ class BatchNormalization : public UnaryLayer<T> {
   }
 
  private:
+  /// Inference statistics: the moving mean and 1 / sqrt(moving variance + epsilon).
+  void moving_stats(State& s, Index C) const {
+    for (Index c = 0; c < C; ++c) {
+      s.mean[static_cast<size_t>(c)] = mm_->value[c];
+      s.inv[static_cast<size_t>(c)] = T(1) / std::sqrt(mv_->value[c] + static_cast<T>(epsilon_));
+    }
+  }
+  /// The per-feature factor: inv * gamma (inv without scale).
+  void factors(State& s, Index C) const {
+    for (Index c = 0; c < C; ++c)
+      s.a[static_cast<size_t>(c)] = scale_ ? s.inv[static_cast<size_t>(c)] * gamma_->value[c] : s.inv[static_cast<size_t>(c)];
+  }
+  /// y = (x - mean) * a (+ b) on the rows of C features at offsets [begin, end) (y may be x).
+  static void affine_rows(const T* xd, T* yd, Index begin, Index end, Index C, const T* mean, const T* a, const T* b) {
+    for (Index off = begin; off < end; off += C) {
+      if (b) {
+        GRAFT_SIMD
+        for (Index c = 0; c < C; ++c) yd[off + c] = (xd[off + c] - mean[c]) * a[c] + b[c];
+      } else {
+        GRAFT_SIMD
+        for (Index c = 0; c < C; ++c) yd[off + c] = (xd[off + c] - mean[c]) * a[c];
+      }
+    }
+  }
+
   void layout(const Tensor<T>& x, Index& outer, Index& C, Index& inner) const {
     const Index r = x.rank();
     const int a = axis_ < 0 ? axis_ + static_cast<int>(r) : axis_;

@@ -118,6 +118,11 @@ class ConvBase : public UnaryLayer<T> {
     if (keep) s->col_of = x.data();
   }
 
+  bool set_output_epilogue(CallState* st, typename Layer<T>::Epilogue post) override {
+    static_cast<State*>(st)->act.post = std::move(post);
+    return true;
+  }
+
   void backward1(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx, CallState* st) override {
     auto* s = static_cast<State*>(st);
     const Geom g = geom(x);

@@ -3,6 +3,8 @@
 // and the activation step shared by the convolution layers.
 #pragma once
 
+#include <functional>
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -240,38 +242,74 @@ void col2im_add_cells(const T* dcol, const Geom& g, Index q0, Index q1, T* dx) {
   }
 }
 
+/// depthwise_forward's inner step for dm == 1: channels [c0, c0 + B) of one output pixel, its
+/// `taps` valid taps (input and kernel rows) summed in registers, in tap order from zero: the same
+/// sum, operation for operation, as adding tap after tap into the output.
+template <int B, class T>
+inline void depthwise_pixel_block(const T* const* xs, const T* const* ks, int taps, Index c0, T* y) {
+  T acc[B];
+#pragma GCC unroll 64
+  for (int c = 0; c < B; ++c) acc[c] = T(0);
+  for (int t = 0; t < taps; ++t) {
+    const T* __restrict xp = xs[t] + c0;
+    const T* __restrict kp = ks[t] + c0;
+#pragma GCC unroll 64
+    for (int c = 0; c < B; ++c) acc[c] += xp[c] * kp[c];
+  }
+#pragma GCC unroll 64
+  for (int c = 0; c < B; ++c) y[c0 + c] = acc[c];
+}
+
 /// Depthwise convolution: y[n,oh,ow,c*dm+m] = sum_ij x[n, ih, iw, c] * k[i, j, c, m] (no bias).
-template <class T>
-void depthwise_forward(const T* x, const Geom& g, Index dm, const T* k, T* y) {
+/// Output rows (n, oh) in parallel; row_done(t) is called on the thread that computed output row
+/// t = n * OH + oh (its OW * C * dm values), while they are in that core's cache.
+template <class T, class RowDone>
+void depthwise_forward(const T* x, const Geom& g, Index dm, const T* k, T* y, RowDone&& row_done) {
   const Index C = g.C, CO = C * dm;
   const Index total = g.N * g.OH;
   parallel_for(0, total, total * g.OW * CO * g.kh * g.kw > 32768, [&](Index t) {
     const Index n = t / g.OH, oh = t % g.OH;
     const T* xn = x + n * g.H * g.W * C;
     T* yr = y + t * g.OW * CO;
+    // each output pixel's valid taps: its input pixels and kernel rows, in tap order
+    const T** xs = thread_scratch<const T*>(2 * g.kh * g.kw);
+    const T** ks = xs + g.kh * g.kw;
     for (Index ow = 0; ow < g.OW; ++ow, yr += CO) {
-      std::fill(yr, yr + CO, T(0));
+      int taps = 0;
       for (Index i = 0; i < g.kh; ++i) {
         const Index ih = oh * g.sh - g.pt + i * g.dh;
         if (ih < 0 || ih >= g.H) continue;
         for (Index j = 0; j < g.kw; ++j) {
           const Index iw = ow * g.sw - g.pl + j * g.dw;
           if (iw < 0 || iw >= g.W) continue;
-          const T* xp = xn + (ih * g.W + iw) * C;
-          const T* kp = k + (i * g.kw + j) * CO;
-          if (dm == 1) {
-            GRAFT_SIMD
-            for (Index c = 0; c < C; ++c) yr[c] += xp[c] * kp[c];
-          } else {
-            for (Index c = 0; c < C; ++c) {
-              const T xv = xp[c];
-              for (Index m = 0; m < dm; ++m) yr[c * dm + m] += xv * kp[c * dm + m];
-            }
-          }
+          xs[taps] = xn + (ih * g.W + iw) * C;
+          ks[taps] = k + (i * g.kw + j) * CO;
+          ++taps;
+        }
+      }
+      if (dm == 1) {
+        Index c0 = 0;
+        for (; c0 + 32 <= C; c0 += 32) depthwise_pixel_block<32>(xs, ks, taps, c0, yr);
+        for (; c0 + 8 <= C; c0 += 8) depthwise_pixel_block<8>(xs, ks, taps, c0, yr);
+        for (; c0 < C; ++c0) depthwise_pixel_block<1>(xs, ks, taps, c0, yr);
+        continue;
+      }
+      std::fill(yr, yr + CO, T(0));
+      for (int tp = 0; tp < taps; ++tp) {
+        const T* xp = xs[tp];
+        const T* kp = ks[tp];
+        for (Index c = 0; c < C; ++c) {
+          const T xv = xp[c];
+          for (Index m = 0; m < dm; ++m) yr[c * dm + m] += xv * kp[c * dm + m];
         }
       }
     }
+    row_done(t);
   });
+}
+template <class T>
+void depthwise_forward(const T* x, const Geom& g, Index dm, const T* k, T* y) {
+  depthwise_forward(x, g, dm, k, y, [](Index) {});
 }
 
 /// Gradients of depthwise_forward in one pass over the data, parallel over ranges of samples.
@@ -345,6 +383,8 @@ void depthwise_backward(const T* x, const Geom& g, Index dm, const T* k, const T
 template <class T>
 struct ActStep {
   Tensor<T> z, dz;
+  /// Inference fusion: applied after the activation to every range forward_range computes.
+  std::function<void(T*, Index, Index)> post;
   void forward(const ActivationFn& act, Tensor<T>& y) {
     prepare(act, y);
     forward_range(act, y, 0, y.size());
@@ -355,10 +395,13 @@ struct ActStep {
     if (!act.is_linear() && act.needs_input()) z.resize(y.shape());
   }
   void forward_range(const ActivationFn& act, Tensor<T>& y, Index begin, Index end) {
-    if (act.is_linear() || end <= begin) return;
-    const Index last = y.rank() ? std::max<Index>(1, y.shape().back()) : 1;
-    if (act.needs_input()) std::copy(y.data() + begin, y.data() + end, z.data() + begin);
-    act.forward(y.data() + begin, y.data() + begin, end - begin, last);
+    if (end <= begin) return;
+    if (!act.is_linear()) {
+      const Index last = y.rank() ? std::max<Index>(1, y.shape().back()) : 1;
+      if (act.needs_input()) std::copy(y.data() + begin, y.data() + end, z.data() + begin);
+      act.forward(y.data() + begin, y.data() + begin, end - begin, last);
+    }
+    if (post) post(y.data(), begin, end);
   }
   /// dLoss/dz (pointer to dy itself for a linear activation).
   const T* backward(const ActivationFn& act, const Tensor<T>& y, const Tensor<T>& dy) {

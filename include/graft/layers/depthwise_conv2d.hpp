@@ -76,9 +76,20 @@ class DepthwiseConv2D : public UnaryLayer<T> {
     os[2] = g.OW;
     os[3] = CO;
     y.resize(os);
-    detail::depthwise_forward(x.data(), g, dm_, kernel_p_->value.data(), y.data());
-    if (use_bias_) add_row_vector(y.data(), g.out_rows(), CO, CO, bias_p_->value.data());
-    static_cast<State*>(st)->act.forward(act_, y);
+    // bias, activation and any fused inference epilogue on each output row as soon as it is done
+    auto& act = static_cast<State*>(st)->act;
+    act.prepare(act_, y);
+    const T* bias = use_bias_ ? bias_p_->value.data() : nullptr;
+    const Index row = g.OW * CO;
+    detail::depthwise_forward(x.data(), g, dm_, kernel_p_->value.data(), y.data(), [&](Index t) {
+      if (bias) add_row_vector(y.data() + t * row, g.OW, CO, CO, bias);
+      act.forward_range(act_, y, t * row, (t + 1) * row);
+    });
+  }
+
+  bool set_output_epilogue(CallState* st, typename Layer<T>::Epilogue post) override {
+    static_cast<State*>(st)->act.post = std::move(post);
+    return true;
   }
 
   void backward1(const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& dy, Tensor<T>* dx, CallState* st) override {

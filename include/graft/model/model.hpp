@@ -22,6 +22,7 @@
 
 #include "graft/layers/input_layer.hpp"
 #include "graft/layers/layer.hpp"
+#include "graft/model/fusion.hpp"
 #include "graft/train/fit.hpp"
 #include "graft/train/loop.hpp"
 #include "graft/train/losses.hpp"
@@ -270,6 +271,17 @@ class Model : public Layer<T> {
     std::vector<const Tensor<T>*> input_ptr;
     std::vector<char> need, has_tw;
     unsigned long tw_generation = 0;
+    // inference fusion (model/fusion.hpp): planned at the first fused run; `fusing` says whether
+    // the last run fused (then ptr() reads a chain member's output from its head's tensor)
+    bool fusing = false, fusion_planned = false;
+    std::vector<std::vector<int>> chain;
+    std::vector<int> alias;
+    struct FuseCtx {
+      const Model* model;
+      Run* run;
+      int node;
+    };
+    std::vector<FuseCtx> fuse_ctx;
   };
   std::unique_ptr<CallState> make_state() const override { return std::make_unique<Run>(); }
 
@@ -316,13 +328,45 @@ class Model : public Layer<T> {
   /// The nodes of the graph (those marked in `only`, or all) on what `run` holds: their inputs
   /// must be ready there (model inputs set by run_forward, or values placed by fit's cache).
   void run_nodes(Run& run, bool training, const std::vector<char>* only) const {
+    run.fusing = !training && !only && detail::fusing_inference();
+    if (run.fusing && !run.fusion_planned) {
+      detail::plan_fusion_chains<T>(g_, contrib_, run.st, run.chain, run.alias);
+      run.fuse_ctx.resize(g_.size());
+      run.fusion_planned = true;
+    }
     for (size_t n = 0; n < g_.size(); ++n) {
       const auto& gn = g_[n];
       if (gn.input_slot >= 0 || (only && !(*only)[n])) continue;
+      if (run.fusing && run.alias[n] >= 0) continue;  // computed in place by its chain's head
       for (size_t s = 0; s < gn.in.size(); ++s) run.fin[n][s] = ptr(run, gn.in[s]);
       for (size_t k = 0; k < run.fout[n].size(); ++k) run.outs_c[n][k] = run.fout[n][k];
-      gn.layer->forward(run.fin[n], run.fout[n], run.st[n].get(), training);
+      if (run.fusing && !run.chain[n].empty()) run_fused(run, n);
+      else gn.layer->forward(run.fin[n], run.fout[n], run.st[n].get(), training);
     }
+  }
+  /// Node n with its chain's element-wise layers applied to its output rows as they are computed.
+  void run_fused(Run& run, size_t n) const {
+    const auto& gn = g_[n];
+    size_t prev = n;
+    for (int b : run.chain[n]) {  // the statistics of this call (the weights may have changed)
+      g_[static_cast<size_t>(b)].layer->prepare_inplace_inference(run.st[static_cast<size_t>(b)].get(),
+                                                                   g_[prev].node->output_shapes[0]);
+      prev = static_cast<size_t>(b);
+    }
+    run.fuse_ctx[n] = {this, &run, static_cast<int>(n)};
+    CallState* st = run.st[n].get();
+    gn.layer->set_output_epilogue(st, [c = &run.fuse_ctx[n]](T* y, Index b, Index e) { c->model->apply_chain(*c->run, c->node, y, b, e); });
+    try {
+      gn.layer->forward(run.fin[n], run.fout[n], st, false);
+    } catch (...) {
+      gn.layer->set_output_epilogue(st, {});
+      throw;
+    }
+    gn.layer->set_output_epilogue(st, {});
+  }
+  void apply_chain(Run& run, int n, T* y, Index begin, Index end) const {
+    for (int b : run.chain[static_cast<size_t>(n)])
+      g_[static_cast<size_t>(b)].layer->inplace_inference(y, begin, end, run.st[static_cast<size_t>(b)].get());
   }
   const Tensor<T>* output_ptr(Run& run, size_t j) const { return ptr(run, out_refs_[j]); }
 
@@ -426,6 +470,7 @@ class Model : public Layer<T> {
   /// results do not depend on the slicing.
   const std::vector<const Tensor<T>*>& infer_rows(const In<T>& xs, const std::vector<Shape>& shapes, Index b0, Index cnt,
                                                  double work, InferScratch& sc) const {
+    detail::FusingInference fusing(inference_fusion());  // (model/fusion.hpp)
     sc.out.resize(out_refs_.size());
     const Index slices = this->parallel_rows(false) ? row_slices(cnt, work) : 1;
     if (slices <= 1) {
@@ -470,8 +515,10 @@ class Model : public Layer<T> {
     if (sc.slice_x.size() < ns) sc.slice_x.resize(ns);
     if (sc.slice_ptrs.size() < ns) sc.slice_ptrs.resize(ns);
     sc.slice_err.assign(ns, nullptr);
+    const bool fusing = detail::fusing_inference();
     detail::parallel_chunks(slices, detail::usable_threads(), [&](Index c) {
       const size_t k = static_cast<size_t>(c);
+      detail::FusingInference scope(fusing);  // the caller's (a thread of graft's pool runs it)
       try {
         const Index r0 = cnt * c / slices, r1 = cnt * (c + 1) / slices;
         sc.slice_x[k].resize(xs.size());
@@ -1360,6 +1407,7 @@ class Model : public Layer<T> {
     run.need.assign(n, 0);
     run.has_tw.assign(n, 0);
     run.input_ptr.assign(in_nodes_.size(), nullptr);
+    run.fusing = run.fusion_planned = false;
     for (size_t i = 0; i < n; ++i) {
       const auto& gn = g_[i];
       size_t no = gn.node->output_shapes.size();
@@ -1389,6 +1437,8 @@ class Model : public Layer<T> {
   const Tensor<T>* ptr(Run& run, const std::pair<int, int>& pr) const {
     const auto& gn = g_[static_cast<size_t>(pr.first)];
     if (gn.input_slot >= 0) return run.input_ptr[static_cast<size_t>(gn.input_slot)];
+    if (run.fusing && run.alias[static_cast<size_t>(pr.first)] >= 0)  // fused: its chain head's tensor
+      return &run.val[static_cast<size_t>(run.alias[static_cast<size_t>(pr.first)])][0];
     return &run.val[static_cast<size_t>(pr.first)][static_cast<size_t>(pr.second)];
   }
 
