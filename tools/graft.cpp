@@ -23,6 +23,8 @@
 #include <iostream>
 #include <map>
 #include <string>
+
+#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -456,7 +458,10 @@ int main(int argc, char** argv) {
     std::string m = e.what();
     for (auto& c : m)
       if (c == '\n') c = ' ';
-    std::cerr << "graft: " << (mpi ? mpi->prefix() : "") << m << std::endl;
+    // one write: under mpirun the processes share stderr, and pieces of their lines interleaved
+    const std::string line = "graft: " + (mpi ? mpi->prefix() : std::string()) + m + "\n";
+    std::cerr.flush();
+    if (::write(STDERR_FILENO, line.data(), line.size()) < 0) std::cerr << line;
     return mpi ? mpi->after_error(1) : 1;
   }
 }
