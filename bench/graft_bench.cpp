@@ -7,11 +7,19 @@
 //       initial weights both frameworks start from. With --tm-model (the Teachable Machine
 //       MobileNetV2 of the shared Keras corpus): DIR/mobilenet_frozen.h5 (its trunk, Rescaling
 //       to [-1, 1] in front, a new Dense(5, softmax) head) and DIR/mobilenet_images/, 1000
-//       Fashion-MNIST images in 5 class folders, 256x256, half RGB JPEG, half gray PNG.
+//       Fashion-MNIST images in 5 class folders, 256x256, half RGB JPEG, half gray PNG, and
+//       DIR/mobilenet_x.f32 + DIR/mobilenet_y.f32: the first 128 of them decoded at 224x224x3
+//       (0..255) with their labels, the in-memory data of mobilenet_predict / mobilenet_train.
+//   graft_bench layers --weights DIR [--threads N]
+//       the FMA peak of one core (independent fused multiply-add chains, AVX2 and AVX-512 where
+//       the processor has it) and the forward throughput of each kind of convolution in the
+//       MobileNetV2 of mobilenet_frozen.h5 (1x1 Conv2D, 3x3 DepthwiseConv2D, the 3x3 stem) at
+//       batch 32 on their real shapes, as GFLOP/s and as a fraction of that peak (bench/README.md).
 //   graft_bench run WORKLOAD --weights DIR [--data DIR] [--threads N] [--samples N] [--epochs N]
 //                   [--no-shuffle] [--dump FILE] [--min-time S]
 //       WORKLOAD: mlp_train | mlp_predict256 | mlp_predict1 | finetune_frozen | cnn_train |
-//                 cnn_predict | load | mobilenet_finetune_frozen | image_pipeline. Prints one
+//                 cnn_predict | load | mobilenet_finetune_frozen | image_pipeline |
+//                 mobilenet_predict | mobilenet_train. Prints one
 //                 line "RESULT {json}" (samples/s, seconds, loss, peak RSS in kB).
 //
 // Data: real Fashion-MNIST (/usr/share/datasets/fashion-mnist). Task A: the 8 classes other than
@@ -19,6 +27,9 @@
 // mobilenet_finetune_frozen: the MobileNetV2 with its trunk frozen and the new head trained,
 // Adam 1e-3, batch 32, 5 epochs over the image folder read by image_dataset_from_directory at
 // 224x224 (fit's automatic feature cache runs the trunk in the first epoch only).
+// mobilenet_predict: the same model predicting 128 images (batch 32) held in memory.
+// mobilenet_train: the same model with every layer trainable (BatchNormalization in training
+// mode), Adam 1e-4, batch 32, epochs over 96 images held in memory.
 // image_pipeline: what feeds training from that folder — decode + resize to 224x224 + the
 // augmentation layers RandomFlip, RandomRotation(0.1), RandomZoom(0.1) in training mode — on
 // --threads threads, each loading whole batches of 32 (graft's own parallelism off).
@@ -32,6 +43,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <functional>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -40,6 +53,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include <immintrin.h>
 
 using graft::Index;
 using graft::Shape;
@@ -247,6 +261,7 @@ const char* const kTmPool = "global_average_pooling2d_GlobalAveragePooling2D1"; 
 const int kMnClasses[5] = {5, 6, 7, 8, 9};
 const char* const kMnFolders[5] = {"sandal", "shirt", "sneaker", "bag", "ankle_boot"};
 constexpr int kMnPerClass = 200, kMnFileSize = 256;
+constexpr Index kMnTensorImages = 128;
 
 void prepare_mobilenet(const Args& a) {
   auto tm = graft::load_model<float>(a.tm_model);
@@ -294,6 +309,34 @@ void prepare_mobilenet(const Args& a) {
       ++n;
     }
   }
+  // the first kMnTensorImages images of the folder (in its order) as one tensor, for both twins
+  graft::data::ImageFolderOptions io;
+  io.image_size = {224, 224};
+  io.color_mode = "rgb";
+  io.shuffle = false;
+  io.verbose = false;
+  auto folder = graft::data::image_dataset_from_directory<float>(root.string(), io);
+  std::vector<Index> rows(kMnTensorImages);
+  for (Index i = 0; i < kMnTensorImages; ++i) rows[static_cast<size_t>(i)] = i * (folder.size() / kMnTensorImages);
+  std::vector<Tensor<float>> xs, ys;
+  folder.load(rows.data(), kMnTensorImages, xs, ys);
+  dump(a.out + "/mobilenet_x.f32", xs[0]);
+  dump(a.out + "/mobilenet_y.f32", ys[0]);
+}
+
+/// mobilenet_x.f32 / mobilenet_y.f32 (prepare), the first `n` images.
+graft::data::Dataset<float> mobilenet_tensor(const Args& a, Index n) {
+  auto read = [&](const std::string& name, Shape shape) {
+    Tensor<float> t(shape);
+    std::ifstream f(a.weights + "/" + name, std::ios::binary);
+    if (!f.read(reinterpret_cast<char*>(t.data()), static_cast<std::streamsize>(t.size() * sizeof(float))))
+      die(a.weights + "/" + name + ": missing or short (graft_bench prepare --tm-model writes it)");
+    return t;
+  };
+  n = std::min<Index>(n, kMnTensorImages);
+  auto x = read("mobilenet_x.f32", {kMnTensorImages, 224, 224, 3});
+  auto y = read("mobilenet_y.f32", {kMnTensorImages});
+  return {x.slice_rows(0, n), y.slice_rows(0, n)};
 }
 
 /// The image folder at 224x224 (Keras' image_dataset_from_directory), its first `samples` rows.
@@ -431,6 +474,101 @@ Result image_pipeline(const Args& a) {
   return r;
 }
 
+// ---- graft_bench layers: the convolutions of MobileNetV2 against the FMA peak -------------------
+
+/// GFLOP/s of 12 independent chains of 8-wide (AVX2) fused multiply-adds, one thread.
+__attribute__((target("avx2,fma"))) double fma_peak_avx2() {
+  __m256 acc[12];
+  for (auto& v : acc) v = _mm256_set1_ps(1.0f);
+  const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+  const long iters = 50000000;
+  auto t0 = Clock::now();
+  for (long i = 0; i < iters; ++i)
+    for (auto& v : acc) v = _mm256_fmadd_ps(v, m, c);
+  const double s = seconds(t0);
+  float sink = 0;
+  for (auto& v : acc) sink += _mm256_cvtss_f32(v);
+  if (sink == 12345.0f) std::printf(" ");
+  return 12.0 * 8 * 2 * static_cast<double>(iters) / s / 1e9;
+}
+/// The same with 16-wide (AVX-512) registers.
+__attribute__((target("avx512f"))) double fma_peak_avx512() {
+  __m512 acc[12];
+  for (auto& v : acc) v = _mm512_set1_ps(1.0f);
+  const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+  const long iters = 50000000;
+  auto t0 = Clock::now();
+  for (long i = 0; i < iters; ++i)
+    for (auto& v : acc) v = _mm512_fmadd_ps(v, m, c);
+  const double s = seconds(t0);
+  float sink = 0;
+  alignas(64) float lanes[16];
+  for (auto& v : acc) {
+    _mm512_store_ps(lanes, v);
+    sink += lanes[0];
+  }
+  if (sink == 12345.0f) std::printf(" ");
+  return 12.0 * 16 * 2 * static_cast<double>(iters) / s / 1e9;
+}
+
+/// Forward passes of each Conv2D / DepthwiseConv2D of the MobileNetV2 trunk at batch 32 on its own
+/// input shape, timed by kind; prints GFLOP/s and the fraction of the measured peak.
+void layer_profile(const Args& a) {
+  __builtin_cpu_init();
+  const double p2 = fma_peak_avx2();
+  const double p512 = __builtin_cpu_supports("avx512f") ? fma_peak_avx512() : 0.0;
+  const double peak = std::max(p2, p512);
+  std::printf("FMA peak, 1 core: AVX2 %.1f GFLOP/s%s\n", p2,
+              p512 > 0 ? (", AVX-512 " + std::to_string(static_cast<int>(p512)) + " GFLOP/s").c_str() : "");
+  auto m = graft::load_model<float>(a.weights + "/mobilenet_frozen.h5");
+  std::vector<graft::Layer<float>*> convs;
+  std::function<void(graft::Model<float>&)> walk = [&](graft::Model<float>& mm) {
+    for (auto& l : mm.layers()) {
+      if (l->is_model()) walk(static_cast<graft::Model<float>&>(*l));
+      else if (l->class_name() == "Conv2D" || l->class_name() == "DepthwiseConv2D") convs.push_back(l.get());
+    }
+  };
+  walk(*m);
+  struct Kind {
+    double flops = 0, secs = 0;
+    int layers = 0;
+  };
+  std::map<std::string, Kind> kinds;
+  const Index batch = 32;
+  for (graft::Layer<float>* l : convs) {
+    Shape in = l->build_input_shapes().at(0);
+    in[0] = batch;
+    Tensor<float> x(in);
+    for (Index i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7919) % 255) / 255.0f;
+    auto& u = static_cast<graft::UnaryLayer<float>&>(*l);
+    auto st = u.make_state();
+    Tensor<float> y;
+    u.forward1(x, y, st.get(), false);  // warm-up (buffers)
+    const Shape& ks = l->weights()[0]->value.shape();  // [kh, kw, in, out] or [kh, kw, in, dm]
+    const double cells = static_cast<double>(y.size() / y.shape().back());
+    const double flops = 2.0 * cells * static_cast<double>(y.shape().back()) * static_cast<double>(ks[0] * ks[1]) *
+                         (l->class_name() == "Conv2D" ? static_cast<double>(ks[2]) : 1.0);
+    int reps = 0;
+    auto t0 = Clock::now();
+    do {
+      u.forward1(x, y, st.get(), false);
+      ++reps;
+    } while (seconds(t0) < 0.05);
+    const double secs = seconds(t0) / reps;
+    std::string kind = l->class_name() == "DepthwiseConv2D" ? "3x3 depthwise (DepthwiseConv2D)"
+                       : ks[0] == 1                         ? "1x1 (Conv2D, pointwise)"
+                                                            : "3x3 full (Conv2D, the stem)";
+    kinds[kind].flops += flops;
+    kinds[kind].secs += secs;
+    kinds[kind].layers += 1;
+  }
+  std::printf("MobileNetV2 convolutions, forward, batch 32, %d thread(s):\n", a.threads);
+  for (auto& [k, v] : kinds)
+    std::printf("  %-34s %2d layers  %6.2f GFLOP per batch  %7.1f ms  %6.1f GFLOP/s  %4.0f %% of %d-core peak\n", k.c_str(),
+                v.layers, v.flops / 1e9, 1e3 * v.secs, v.flops / v.secs / 1e9, 100.0 * v.flops / v.secs / 1e9 / (peak * a.threads),
+                a.threads);
+}
+
 Result run(const Args& a) {
   const std::string w = a.weights + "/";
   const std::string& wl = a.workload;
@@ -488,6 +626,18 @@ Result run(const Args& a) {
   }
   if (wl == "mobilenet_finetune_frozen") return mobilenet_finetune(a);
   if (wl == "image_pipeline") return image_pipeline(a);
+  if (wl == "mobilenet_predict") {
+    auto d = mobilenet_tensor(a, a.samples > 0 ? a.samples : 128);
+    auto m = graft::load_model<float>(w + "mobilenet_frozen.h5");
+    return predict(*m, d.x, 32, a.dump, a.min_time);
+  }
+  if (wl == "mobilenet_train") {
+    auto d = mobilenet_tensor(a, a.samples > 0 ? a.samples : 96);
+    auto m = graft::load_model<float>(w + "mobilenet_frozen.h5");
+    m->set_trainable(true);  // every layer, the nested trunk's too: BatchNormalization in training mode
+    m->compile(std::make_shared<graft::Adam<float>>(1e-4), "sparse_categorical_crossentropy");
+    return train(*m, d, a.epochs > 0 ? a.epochs : 1, a.shuffle, a.seed, a.min_time);
+  }
   die("unknown workload '" + wl + "'");
 }
 
@@ -510,6 +660,10 @@ int main(int argc, char** argv) {
     set_threads(a.threads);
     if (a.cmd == "prepare") {
       prepare(a);
+      return 0;
+    }
+    if (a.cmd == "layers") {
+      layer_profile(a);
       return 0;
     }
     if (a.cmd != "run") die("unknown command '" + a.cmd + "'");

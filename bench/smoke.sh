@@ -22,6 +22,8 @@ done
 if [ -n "$tm" ]; then
   "$gb" run mobilenet_finetune_frozen --weights "$work" --samples 64 --epochs 2 --threads 2
   "$gb" run image_pipeline --weights "$work" --samples 64 --threads 2
+  "$gb" run mobilenet_predict --weights "$work" --samples 32 --threads 2
+  "$gb" run mobilenet_train --weights "$work" --samples 32 --epochs 1 --threads 2
   "$gb" run mobilenet_finetune_frozen --weights "$work" --dump "$work/dumps/mobilenet.f32"
 else
   echo "bench_smoke: $tm_path missing: the MobileNetV2 workloads are skipped"
@@ -32,6 +34,8 @@ if /usr/bin/python3 -c "import torch, h5py" 2>/dev/null; then
   /usr/bin/python3 "$tb" run finetune_frozen --weights "$work" --samples 64 --epochs 1
   if [ -n "$tm" ] && /usr/bin/python3 -c "import PIL" 2>/dev/null; then
     /usr/bin/python3 "$tb" run mobilenet_finetune_frozen --weights "$work" --samples 64 --epochs 1
+    /usr/bin/python3 "$tb" run mobilenet_predict --weights "$work" --samples 32 --trunk-mode jit
+    /usr/bin/python3 "$tb" run mobilenet_train --weights "$work" --samples 32 --epochs 1 --trunk-mode channels_last
   fi
 else
   echo "bench_smoke: PyTorch (python3-torch) not installed: twin check skipped"

@@ -27,6 +27,12 @@ every epoch reading and decoding the files and running the trunk again (no cache
 picks how the frozen trunk runs: eager, channels_last, or jit (torch.jit.trace + freeze +
 optimize_for_inference on the trunk: folded BatchNormalization, oneDNN); bench/run uses the
 fastest measured.
+
+mobilenet_predict / mobilenet_train: the same twin on the 128 images graft_bench prepare decoded
+into mobilenet_x.f32 (224x224x3, 0..255, held in memory): predict with batch 32; train every
+layer (BatchNormalization in training mode, momentum converted) with Adam(1e-4), batch 32.
+--trunk-mode: eager or channels_last for both, jit (trace + freeze + optimize_for_inference) for
+predict; bench/run uses the fastest measured.
 """
 import argparse
 import gzip
@@ -226,7 +232,8 @@ class KerasLayer(nn.Module):
             self.act = cfg.get("activation", "linear")
         elif cls == "BatchNormalization":
             c = w["moving_mean"].shape[0]
-            self.bn = nn.BatchNorm2d(c, eps=cfg["epsilon"], affine=True)
+            # Keras' momentum m keeps m of the moving statistics, PyTorch's keeps 1 - momentum
+            self.bn = nn.BatchNorm2d(c, eps=cfg["epsilon"], momentum=1.0 - float(cfg.get("momentum", 0.99)), affine=True)
             self.bn.weight.data.copy_(torch.from_numpy(w["gamma"]) if "gamma" in w else torch.ones(c))
             self.bn.bias.data.copy_(torch.from_numpy(w["beta"]) if "beta" in w else torch.zeros(c))
             self.bn.running_mean.copy_(torch.from_numpy(w["moving_mean"]))
@@ -431,18 +438,43 @@ def mobilenet_check(a):
         sys.exit("torch_bench: the MobileNetV2 twins disagree (max difference %.3g)" % d)
 
 
+def mobilenet_tensor(a, n):
+    """mobilenet_x.f32 / mobilenet_y.f32 (graft_bench prepare): the first n images, NCHW."""
+    x = np.fromfile(a.weights + "/mobilenet_x.f32", np.float32).reshape(-1, 224, 224, 3)[:n]
+    y = np.fromfile(a.weights + "/mobilenet_y.f32", np.float32)[:n].astype(np.int64)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), y
+
+
+def mobilenet_model(a, train):
+    """The whole twin (trunk + head logits) run the way --trunk-mode says: returns (module, how to
+    call it)."""
+    trunk, head = mobilenet_twin(a.weights + "/mobilenet_frozen.h5")
+    model = nn.Sequential(trunk, head)
+    model.train(train)
+    if a.trunk_mode == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        return model, lambda x: model(x.contiguous(memory_format=torch.channels_last))
+    if a.trunk_mode == "jit" and not train:
+        x, _ = mobilenet_tensor(a, 32)
+        with torch.no_grad():
+            traced = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model.eval(), torch.from_numpy(x))))
+        return traced, traced
+    return model, model
+
+
 # ---- workloads -------------------------------------------------------------------------------
 
-def train(model, x, y, loss_fn, lr, epochs, shuffle, seed, min_time):
+def train(model, x, y, loss_fn, lr, epochs, shuffle, seed, min_time, adam=False, call=None):
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=lr)
+    opt = torch.optim.Adam(params, lr=lr) if adam else torch.optim.SGD(params, lr=lr)
+    call = call or model
     x = torch.from_numpy(x)
     y = torch.from_numpy(y)
     n = x.shape[0]
 
     def step(xb, yb):
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(xb), yb)
+        loss = loss_fn(call(xb), yb)
         loss.backward()
         opt.step()
         return loss.item()
@@ -465,19 +497,20 @@ def train(model, x, y, loss_fn, lr, epochs, shuffle, seed, min_time):
     return n * done, secs, total / n
 
 
-def predict(model, x, batch, final, min_time):
+def predict(model, x, batch, final, min_time, call=None):
     model.eval()
+    call = call or model
     x = torch.from_numpy(x)
     n = x.shape[0]
     with torch.inference_mode():
         for i in range(0, min(n, 20 * batch), batch):  # warm-up: 20 batches, as graft_bench
-            final(model(x[i:i + batch]))
+            final(call(x[i:i + batch]))
         t0 = time.perf_counter()
         out = None
         passes = 0
         while passes == 0 or time.perf_counter() - t0 < min_time:  # whole passes until min_time (as graft_bench)
             for i in range(0, n, batch):
-                yb = final(model(x[i:i + batch]))
+                yb = final(call(x[i:i + batch]))
                 if out is None:
                     out = torch.empty((n,) + tuple(yb.shape[1:]))
                 out[i:i + batch] = yb
@@ -523,6 +556,17 @@ def run(a):
         samples, secs, _ = predict(m, x, 1 if one else 256, lambda z: torch.softmax(z, 1), a.min_time)
     elif wl == "mobilenet_finetune_frozen":
         samples, secs, loss, first = mobilenet_finetune(a)
+    elif wl == "mobilenet_predict":
+        x, _ = mobilenet_tensor(a, a.samples or 128)
+        m, call = mobilenet_model(a, False)
+        samples, secs, out = predict(m, x, 32, lambda z: torch.softmax(z, 1), a.min_time, call)
+        if a.dump:
+            out.numpy().astype(np.float32).tofile(a.dump)
+    elif wl == "mobilenet_train":
+        x, y = mobilenet_tensor(a, a.samples or 96)
+        m, call = mobilenet_model(a, True)
+        samples, secs, loss = train(m, x, y, F.cross_entropy, 1e-4, a.epochs or 1, a.shuffle, a.seed, a.min_time,
+                                    adam=True, call=call)
     elif wl == "cnn_predict":
         x, _ = take(*read_split(a.data, False), a.samples or 5120)
         m = model_cnn(w + "cnn.h5")
@@ -582,6 +626,7 @@ def main():
     ap.add_argument("--weights", default=".")
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--dumps", default=".")
+    ap.add_argument("--dump", help="mobilenet_predict: write the predictions here (float32)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--samples", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=0)
