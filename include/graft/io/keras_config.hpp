@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <deque>
 #include <map>
 #include <memory>
@@ -310,6 +311,26 @@ std::shared_ptr<Layer<T>> layer_from_entry(const json& e, const std::string& ctx
   }
 }
 
+/// The dimensions of a shape list in a Sequential config (null: -1). A dimension must be a JSON
+/// integer or an integral float within 64-bit range: converting 3e126 to an integer is undefined
+/// behaviour (found by fuzz_config_json), so anything else is refused.
+inline Shape config_dims(const json& v, const std::string& what) {
+  Shape s;
+  for (const auto& d : v) {
+    if (d.is_null()) {
+      s.push_back(-1);
+    } else if (d.is_number_integer()) {
+      s.push_back(d.get<Index>());
+    } else if (d.is_number_float() && std::isfinite(d.get<double>()) && std::floor(d.get<double>()) == d.get<double>() &&
+               std::fabs(d.get<double>()) <= 4.0e18) {
+      s.push_back(static_cast<Index>(d.get<double>()));
+    } else {
+      throw format_error(cat(what, " holds ", d.dump().substr(0, 40), ", not a dimension"));
+    }
+  }
+  return s;
+}
+
 template <class T>
 std::shared_ptr<Model<T>> sequential_from_config(const json& cfg, const std::string& name_hint, const std::string& ctx) {
   const json* layers = nullptr;
@@ -324,7 +345,7 @@ std::shared_ptr<Model<T>> sequential_from_config(const json& cfg, const std::str
     if (cfg.contains("name") && cfg["name"].is_string()) name = cfg["name"].get<std::string>();
     if (cfg.contains("trainable") && cfg["trainable"].is_boolean()) trainable = cfg["trainable"].get<bool>();
     if (cfg.contains("build_input_shape") && cfg["build_input_shape"].is_array()) {
-      for (auto& d : cfg["build_input_shape"]) build_shape.push_back(d.is_null() ? -1 : d.get<Index>());
+      build_shape = config_dims(cfg["build_input_shape"], cat(ctx_prefix(ctx), "Sequential '", name, "': build_input_shape"));
     }
   } else {
     throw format_error(cat(ctx_prefix(ctx), "Sequential '", name, "': config has no 'layers' list"));
@@ -340,9 +361,7 @@ std::shared_ptr<Model<T>> sequential_from_config(const json& cfg, const std::str
       const json& c = e["config"];
       Shape bs;
       auto read = [&](const json& v) {
-        Shape s;
-        for (auto& d : v) s.push_back(d.is_null() ? -1 : d.get<Index>());
-        return s;
+        return config_dims(v, cat(ctx_prefix(ctx), "Sequential '", name, "': the first layer's input shape"));
       };
       if (c.contains("batch_input_shape") && c["batch_input_shape"].is_array()) bs = read(c["batch_input_shape"]);
       else if (c.contains("batch_shape") && c["batch_shape"].is_array()) bs = read(c["batch_shape"]);
