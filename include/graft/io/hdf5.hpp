@@ -528,29 +528,29 @@ inline Shape dataset_shape(Group& g, const std::string& rel) {
   return s;
 }
 
-/// Read a numeric dataset into a tensor of T (HDF5 converts ints/floats). If `expected` is given,
-/// the stored shape must equal it (checked before anything is read); otherwise the size is bounded
+/// Read a numeric dataset into `out` (HDF5 converts ints/floats). If `expected` is given, the
+/// stored shape must equal it (checked before anything is read); otherwise the size is bounded
 /// and compared with the bytes actually stored (no "shape bomb").
 template <class T>
-Tensor<T> read_dataset(Group& g, const std::string& rel, const Shape* expected = nullptr) {
+void read_dataset_checked(Group& g, const std::string& rel, const Shape* expected, Tensor<T>& out) {
   Shape s;
   H5::DataSet d = open_dataset(g, rel, s);
   if (expected && s != *expected)
     throw shape_error(detail::cat(g.where(rel), ": stored shape ", shape_str(s), " but ", shape_str(*expected), " was expected"));
+  read_open_dataset<T>(g, rel, d, s, expected != nullptr, out);
+}
+/// The same into a new tensor.
+template <class T>
+Tensor<T> read_dataset(Group& g, const std::string& rel, const Shape* expected = nullptr) {
   Tensor<T> t;
-  read_open_dataset<T>(g, rel, d, s, expected != nullptr, t);
+  read_dataset_checked(g, rel, expected, t);
   return t;
 }
-
-/// Read a numeric dataset into `out` in place; its stored shape must equal out's (shape_error
-/// otherwise, before anything is read).
+/// The same into `out` in place: its shape is the one expected.
 template <class T>
 void read_dataset_into(Group& g, const std::string& rel, Tensor<T>& out) {
-  Shape s;
-  H5::DataSet d = open_dataset(g, rel, s);
-  if (s != out.shape())
-    throw shape_error(detail::cat(g.where(rel), ": stored shape ", shape_str(s), " but ", shape_str(out.shape()), " was expected"));
-  read_open_dataset<T>(g, rel, d, s, true, out);
+  const Shape want = out.shape();
+  read_dataset_checked(g, rel, &want, out);
 }
 
 /// Read a scalar integer dataset (optimizer iteration counters).
